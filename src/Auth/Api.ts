@@ -1,0 +1,16 @@
+import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
+import { Unauthorized } from "../Domain/Errors.ts"
+import { CurrentPrincipal } from "./Principal.ts"
+
+/**
+ * Bearer authentication for every `/v1` endpoint. The credential is an API key
+ * (`Authorization: Bearer fmn_…`); the middleware resolves it to the
+ * `CurrentPrincipal` or answers 401.
+ */
+export class Authentication extends HttpApiMiddleware.Service<Authentication, {
+  provides: CurrentPrincipal
+  requires: never
+}>()("foreman/Authentication", {
+  security: { bearer: HttpApiSecurity.bearer },
+  error: Unauthorized
+}) {}

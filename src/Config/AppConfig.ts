@@ -1,0 +1,39 @@
+import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
+
+/**
+ * Every setting the service reads, with its default. docs/operations.md lists
+ * the same table for operators; keep the two in step.
+ */
+export interface AppConfigShape {
+  readonly port: number
+  readonly host: string
+  readonly databaseUrl: Option.Option<Redacted.Redacted>
+  readonly embeddedDataDir: string
+  readonly embeddedPort: number
+  readonly databasePoolSize: number
+  readonly adminApiKey: Option.Option<Redacted.Redacted>
+  readonly maxBodyBytes: number
+  readonly maxPayloadBytes: number
+  readonly maxBatchSize: number
+  readonly shutdownGraceMs: number
+}
+
+export const appConfig = Config.all({
+  port: Config.Port("PORT").pipe(Config.withDefault(8080)),
+  host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
+  databaseUrl: Config.option(Config.Redacted("DATABASE_URL")),
+  embeddedDataDir: Config.String("FOREMAN_EMBEDDED_PG_DIR").pipe(Config.withDefault(".data/postgres")),
+  embeddedPort: Config.Port("FOREMAN_EMBEDDED_PG_PORT").pipe(Config.withDefault(54329)),
+  databasePoolSize: Config.Int("FOREMAN_DB_POOL_SIZE").pipe(Config.withDefault(10)),
+  adminApiKey: Config.option(Config.Redacted("FOREMAN_ADMIN_API_KEY")),
+  maxBodyBytes: Config.Int("FOREMAN_MAX_BODY_BYTES").pipe(Config.withDefault(4 * 1024 * 1024)),
+  maxPayloadBytes: Config.Int("FOREMAN_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
+  maxBatchSize: Config.Int("FOREMAN_MAX_BATCH_SIZE").pipe(Config.withDefault(1000)),
+  shutdownGraceMs: Config.Int("FOREMAN_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+})
+
+export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("foreman/AppConfig") {
+  static readonly layer = Layer.effect(AppConfig, Effect.map(appConfig, AppConfig.of))
+  static readonly layerWith = (overrides: Partial<AppConfigShape>) =>
+    Layer.effect(AppConfig, Effect.map(appConfig, (config) => AppConfig.of({ ...config, ...overrides })))
+}

@@ -1,0 +1,30 @@
+import { Schema } from "effect"
+import { v7 as uuidv7 } from "uuid"
+
+const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
+
+export const ProjectId = Uuid.pipe(Schema.brand("ProjectId"))
+export type ProjectId = typeof ProjectId.Type
+
+export const ApiKeyId = Uuid.pipe(Schema.brand("ApiKeyId"))
+export type ApiKeyId = typeof ApiKeyId.Type
+
+export const QueueId = Uuid.pipe(Schema.brand("QueueId"))
+export type QueueId = typeof QueueId.Type
+
+export const JobId = Uuid.pipe(Schema.brand("JobId"))
+export type JobId = typeof JobId.Type
+
+/** Lower-case slug used to address a queue inside its project; immutable once created. */
+export const QueueName = Schema.String.check(
+  Schema.isPattern(/^[a-z0-9][a-z0-9_.-]{0,63}$/, {
+    message: "must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+  })
+).pipe(Schema.brand("QueueName"))
+export type QueueName = typeof QueueName.Type
+
+/**
+ * Time-ordered UUIDs (v7): ids sort by creation time, so cursor pagination and
+ * the primary-key index follow insertion order without a separate sequence.
+ */
+export const newId = (): string => uuidv7()

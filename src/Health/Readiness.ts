@@ -1,0 +1,46 @@
+import { Context, Duration, Effect, Layer, Ref } from "effect"
+import { SqlClient } from "effect/sql"
+import { currentVersion, loadMigrations } from "../Sql/Migrator.ts"
+import type { Readiness } from "./Api.ts"
+
+/**
+ * What `/readyz` reports. `draining` flips when the service begins shutting
+ * down, so load balancers stop sending traffic before listeners close.
+ */
+export class ReadinessProbe extends Context.Service<ReadinessProbe, {
+  readonly check: Effect.Effect<Readiness>
+  readonly beginDrain: Effect.Effect<void>
+}>()("foreman/ReadinessProbe") {
+  static readonly layer = Layer.effect(
+    ReadinessProbe,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const expected = (yield* loadMigrations()).reduce((max, m) => Math.max(max, m.version), 0)
+      const draining = yield* Ref.make(false)
+      yield* Effect.addFinalizer(() => Ref.set(draining, true))
+
+      const database = sql`SELECT 1`.pipe(
+        Effect.timeout(Duration.seconds(2)),
+        Effect.as("ok" as const),
+        Effect.orElseSucceed(() => "failing" as const)
+      )
+      const migrations = currentVersion().pipe(
+        Effect.provideService(SqlClient.SqlClient, sql),
+        Effect.timeout(Duration.seconds(2)),
+        Effect.map((version) => version === expected ? "ok" as const : "failing" as const),
+        Effect.orElseSucceed(() => "failing" as const)
+      )
+
+      const check = Effect.gen(function*() {
+        const [db, mig, drain] = yield* Effect.all([database, migrations, Ref.get(draining)], {
+          concurrency: "unbounded"
+        })
+        const checks = { database: db, migrations: mig, shutdown: drain ? "failing" as const : "ok" as const }
+        const ready = Object.values(checks).every((status) => status === "ok")
+        return { status: ready ? "ready" as const : "not_ready" as const, checks }
+      }).pipe(Effect.withSpan("Readiness.check"))
+
+      return ReadinessProbe.of({ check, beginDrain: Ref.set(draining, true) })
+    })
+  )
+}

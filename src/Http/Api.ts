@@ -1,0 +1,26 @@
+import { HttpApi, HttpApiMiddleware, OpenApi } from "effect/http-api"
+import { ApiKeysApi } from "../ApiKeys/Api.ts"
+import { ValidationError } from "../Domain/Errors.ts"
+import { HealthApi } from "../Health/Api.ts"
+import { JobsApi } from "../Jobs/Api.ts"
+import { ProjectsApi } from "../Projects/Api.ts"
+import { QueuesApi } from "../Queues/Api.ts"
+
+/** Turns request decoding failures into a 400 `ValidationError` naming each offending field. */
+export class RequestValidation extends HttpApiMiddleware.Service<RequestValidation>()("foreman/RequestValidation", {
+  error: ValidationError
+}) {}
+
+export class Api extends HttpApi.make("foreman")
+  .add(HealthApi)
+  .add(ProjectsApi)
+  .add(ApiKeysApi)
+  .add(QueuesApi)
+  .add(JobsApi)
+  .middleware(RequestValidation)
+  .annotateMerge(OpenApi.annotations({
+    title: "Foreman",
+    version: "1.0.0",
+    description: "A durable task engine. Every error response uses the envelope described in docs/errors.md."
+  }))
+{}

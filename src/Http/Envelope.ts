@@ -1,0 +1,82 @@
+import { ByteSize, Cause, Effect, type Types } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { AppConfig } from "../Config/AppConfig.ts"
+import { CurrentRequestId, resolveRequestId } from "./RequestId.ts"
+
+const defaults: Record<number, readonly [code: string, message: string]> = {
+  400: ["BadRequest", "The request could not be read"],
+  401: ["Unauthorized", "Authentication required"],
+  403: ["Forbidden", "Not allowed"],
+  404: ["NotFound", "No such route"],
+  405: ["MethodNotAllowed", "Method not allowed"],
+  409: ["Conflict", "Conflict"],
+  413: ["PayloadTooLarge", "The request body is too large"],
+  415: ["UnsupportedMediaType", "Unsupported media type"],
+  422: ["Unprocessable", "The request cannot be processed"],
+  429: ["RateLimited", "Too many requests"],
+  500: ["InternalServerError", "Internal server error"],
+  503: ["ServiceUnavailable", "Service unavailable"]
+}
+
+const fallback = (status: number): readonly [string, string] =>
+  defaults[status] ?? (status >= 500 ? ["InternalServerError", "Internal server error"] : ["BadRequest", "Bad request"])
+
+const decoder = new TextDecoder()
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * Rewrites every non-2xx response into the documented envelope
+ * `{ _tag, code, message, requestId, ... }`: typed errors keep their fields and
+ * gain `code` and `requestId`; framework errors with an empty or foreign body
+ * (unknown route, unreadable body, oversized body, defects) get a body built
+ * from their status.
+ */
+export const toEnvelope = (response: HttpServerResponse.HttpServerResponse, requestId: string) => {
+  if (response.status < 400) return response
+  let body: Record<string, unknown> | undefined
+  if (response.body._tag === "Uint8Array" && response.body.contentType.includes("json")) {
+    try {
+      const parsed: unknown = JSON.parse(decoder.decode(response.body.body))
+      if (isRecord(parsed) && typeof parsed._tag === "string") body = parsed
+    } catch {
+      body = undefined
+    }
+  }
+  const [code, message] = fallback(response.status)
+  const envelope = body === undefined
+    ? { _tag: code, code, message, requestId }
+    : { ...body, code: body._tag, message: typeof body.message === "string" ? body.message : message, requestId }
+  return HttpServerResponse.jsonUnsafe(envelope, { status: response.status, headers: response.headers })
+}
+
+const causeToResponse = <E>(cause: Cause.Cause<E>) =>
+  Effect.gen(function*() {
+    const [response] = yield* HttpServerError.causeResponse(cause)
+    if (response.status >= 500) yield* Effect.logError("request failed", cause)
+    return response
+  })
+
+/**
+ * Global middleware: request id in and out, body size limit, and the error
+ * envelope on every failure, including those raised before routing.
+ */
+export const EnvelopeMiddleware = HttpRouter.middleware(
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const maxBody = ByteSize.bytes(config.maxBodyBytes)
+    return (httpEffect): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const requestId = resolveRequestId(request.headers["x-request-id"])
+        const response = yield* httpEffect.pipe(
+          Effect.provideService(CurrentRequestId, requestId),
+          Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
+          Effect.catchCause(causeToResponse),
+          Effect.annotateLogs({ requestId })
+        )
+        return HttpServerResponse.setHeader(toEnvelope(response, requestId), "x-request-id", requestId)
+      })
+  }),
+  { global: true }
+)

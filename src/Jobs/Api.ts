@@ -1,0 +1,114 @@
+import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+import { Authentication } from "../Auth/Api.ts"
+import { Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, ValidationError } from "../Domain/Errors.ts"
+import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
+import { Page, PageQuery } from "../Domain/Pagination.ts"
+import { MaxAttempts, TimeoutMs } from "../Queues/Api.ts"
+
+export const Priority = Schema.Literals(["critical", "high", "normal", "low"])
+export type Priority = typeof Priority.Type
+
+export const JobState = Schema.Literals([
+  "scheduled",
+  "available",
+  "running",
+  "retrying",
+  "succeeded",
+  "dead",
+  "cancelled"
+])
+export type JobState = typeof JobState.Type
+
+export const JobKind = Schema.String.check(
+  Schema.isPattern(/^[A-Za-z0-9_.:-]{1,100}$/, { message: "must be 1-100 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'" })
+)
+
+export const Job = Schema.Struct({
+  id: JobId,
+  project_id: ProjectId,
+  queue: QueueName,
+  kind: Schema.String,
+  payload: Schema.Json,
+  priority: Priority,
+  state: JobState,
+  attempt: Schema.Int,
+  max_attempts: Schema.Int,
+  timeout_ms: Schema.Int,
+  run_at: Schema.Date,
+  idempotency_key: Schema.NullOr(Schema.String),
+  created_at: Schema.Date,
+  updated_at: Schema.Date,
+  finished_at: Schema.NullOr(Schema.Date)
+}).annotate({ identifier: "Job" })
+export type Job = typeof Job.Type
+
+/** Delays and run-at times beyond a year are refused. */
+export const maxScheduleAheadMs = 365 * 24 * 3600 * 1000
+
+export const EnqueueJob = Schema.Struct({
+  queue: QueueName,
+  kind: JobKind,
+  payload: Schema.Json,
+  priority: Schema.optionalKey(Priority),
+  run_at: Schema.optionalKey(Schema.Date),
+  delay_ms: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: maxScheduleAheadMs }))),
+  max_attempts: Schema.optionalKey(MaxAttempts),
+  timeout_ms: Schema.optionalKey(TimeoutMs),
+  idempotency_key: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)))
+}).annotate({ identifier: "EnqueueJob" })
+export type EnqueueJob = typeof EnqueueJob.Type
+
+export const EnqueueBatch = Schema.Struct({
+  jobs: Schema.Array(EnqueueJob).check(Schema.isMinLength(1), Schema.isMaxLength(1000))
+}).annotate({ identifier: "EnqueueBatch" })
+
+export const JobList = Page(Job)
+
+const jobsPath = "/v1/projects/:projectId/jobs"
+const projectParams = { projectId: ProjectId }
+const jobParams = { projectId: ProjectId, jobId: JobId }
+const enqueueErrors = [NotFound, Forbidden, Conflict, PayloadTooLarge, Unprocessable, ValidationError] as const
+
+export class JobsApi extends HttpApiGroup.make("jobs")
+  .add(
+    HttpApiEndpoint.post("enqueue", jobsPath, {
+      params: projectParams,
+      payload: EnqueueJob,
+      success: Job.pipe(Schema.annotate({ httpApiStatus: 201 })),
+      error: enqueueErrors
+    }),
+    HttpApiEndpoint.post("enqueueBatch", `${jobsPath}/batch`, {
+      params: projectParams,
+      payload: EnqueueBatch,
+      success: Schema.Struct({ jobs: Schema.Array(Job) }).pipe(Schema.annotate({ httpApiStatus: 201 })),
+      error: enqueueErrors
+    }),
+    HttpApiEndpoint.get("list", jobsPath, {
+      params: projectParams,
+      query: {
+        ...PageQuery,
+        queue: Schema.optional(QueueName),
+        state: Schema.optional(JobState),
+        kind: Schema.optional(JobKind)
+      },
+      success: JobList,
+      error: [NotFound, Forbidden, ValidationError]
+    }),
+    HttpApiEndpoint.get("get", `${jobsPath}/:jobId`, {
+      params: jobParams,
+      success: Job,
+      error: [NotFound, Forbidden]
+    }),
+    HttpApiEndpoint.post("cancel", `${jobsPath}/:jobId/cancel`, {
+      params: jobParams,
+      success: Job,
+      error: [NotFound, Forbidden, Conflict]
+    })
+  )
+  .middleware(Authentication)
+  .annotateMerge(OpenApi.annotations({
+    title: "Jobs",
+    description: "Enqueue, inspect and cancel jobs."
+  }))
+{}

@@ -1,0 +1,171 @@
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { createHash } from "node:crypto"
+import stringify from "safe-stable-stringify"
+import type { CurrentPrincipal } from "../Auth/Principal.ts"
+import { AppConfig } from "../Config/AppConfig.ts"
+import {
+  Conflict,
+  type Forbidden,
+  NotFound,
+  PayloadTooLarge,
+  Unprocessable,
+  ValidationError
+} from "../Domain/Errors.ts"
+import { type JobId, newId, type ProjectId } from "../Domain/Ids.ts"
+import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { Projects } from "../Projects/Projects.ts"
+import { type EnqueueJob, type Job, maxScheduleAheadMs } from "./Api.ts"
+import { cancellableStates, type JobFilter, JobsRepo, type NewJob, priorityRank, type StoredJob } from "./JobsRepo.ts"
+
+type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unprocessable | ValidationError
+
+const jobNotFound = () => new NotFound({ message: "job not found" })
+
+/** The canonical hash of an enqueue request: same key + same hash is a replay. */
+const requestHash = (item: EnqueueJob): string =>
+  createHash("sha256").update(stringify(item) ?? "").digest("hex")
+
+export class Jobs extends Context.Service<Jobs, {
+  enqueue(projectId: ProjectId, item: EnqueueJob): Effect.Effect<Job, EnqueueError, CurrentPrincipal>
+  /** All or nothing: either every job is accepted (or replayed) or none is written. */
+  enqueueBatch(
+    projectId: ProjectId,
+    items: ReadonlyArray<EnqueueJob>
+  ): Effect.Effect<ReadonlyArray<Job>, EnqueueError, CurrentPrincipal>
+  get(projectId: ProjectId, id: JobId): Effect.Effect<Job, NotFound | Forbidden, CurrentPrincipal>
+  list(
+    projectId: ProjectId,
+    options: JobFilter & { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+  ): Effect.Effect<
+    { readonly items: ReadonlyArray<Job>; readonly next_cursor: string | null },
+    NotFound | Forbidden | ValidationError,
+    CurrentPrincipal
+  >
+  cancel(projectId: ProjectId, id: JobId): Effect.Effect<Job, NotFound | Forbidden | Conflict, CurrentPrincipal>
+}>()("foreman/Jobs") {
+  static readonly layer = Layer.effect(
+    Jobs,
+    Effect.gen(function*() {
+      const repo = yield* JobsRepo
+      const projects = yield* Projects
+      const sql = yield* SqlClient.SqlClient
+      const config = yield* AppConfig
+
+      const prepare = (item: EnqueueJob, index: number, now: number): Effect.Effect<NewJob, EnqueueError> => {
+        const where = (field: string) => ["payload", "jobs", index, field]
+        if (Buffer.byteLength(JSON.stringify(item.payload), "utf8") > config.maxPayloadBytes) {
+          return Effect.fail(
+            new PayloadTooLarge({ message: `job ${index}: payload exceeds ${config.maxPayloadBytes} bytes` })
+          )
+        }
+        if (item.run_at !== undefined && item.delay_ms !== undefined) {
+          return Effect.fail(
+            new ValidationError({
+              message: "give run_at or delay_ms, not both",
+              issues: [{ path: where("run_at"), message: "run_at and delay_ms are mutually exclusive" }]
+            })
+          )
+        }
+        if (item.run_at !== undefined && item.run_at.getTime() > now + maxScheduleAheadMs) {
+          return Effect.fail(new Unprocessable({ message: `job ${index}: run_at is more than 365 days ahead` }))
+        }
+        return Effect.succeed({
+          id: newId(),
+          queue: item.queue,
+          kind: item.kind,
+          payload: item.payload,
+          priority: priorityRank(item.priority ?? "normal"),
+          run_at: item.run_at?.toISOString() ?? null,
+          delay_ms: item.delay_ms ?? null,
+          max_attempts: item.max_attempts ?? null,
+          timeout_ms: item.timeout_ms ?? null,
+          idempotency_key: item.idempotency_key ?? null,
+          request_hash: item.idempotency_key === undefined ? null : requestHash(item)
+        })
+      }
+
+      /** Inserts what it can in one statement, then explains every row that was not inserted. */
+      const reconcile = Effect.fnUntraced(function*(projectId: ProjectId, batch: ReadonlyArray<NewJob>) {
+        const inserted = yield* repo.insertMany(projectId, batch)
+        const byId = new Map<string, StoredJob>(inserted.map((row) => [row.job.id, row]))
+        if (inserted.length === batch.length) return batch.flatMap((job) => byId.get(job.id)?.job ?? [])
+        const keys = batch.flatMap((job) => byId.has(job.id) || job.idempotency_key === null ? [] : [job.idempotency_key])
+        const existing = keys.length === 0 ? [] : yield* repo.findByIdempotencyKeys(projectId, keys)
+        const byKey = new Map(existing.map((row) => [row.job.idempotency_key, row]))
+        const result: Array<Job> = []
+        for (const [index, job] of batch.entries()) {
+          const fresh = byId.get(job.id)
+          if (fresh !== undefined) {
+            result.push(fresh.job)
+            continue
+          }
+          const prior = job.idempotency_key === null ? undefined : byKey.get(job.idempotency_key)
+          if (prior === undefined) {
+            return yield* new Unprocessable({ message: `job ${index}: queue '${job.queue}' does not exist` })
+          }
+          if (prior.requestHash !== job.request_hash) {
+            return yield* new Conflict({
+              message: `job ${index}: idempotency key '${job.idempotency_key}' was used with a different request`
+            })
+          }
+          result.push(prior.job)
+        }
+        return result
+      })
+
+      const enqueueBatch = Effect.fn("Jobs.enqueueBatch")(function*(
+        projectId: ProjectId,
+        items: ReadonlyArray<EnqueueJob>
+      ) {
+        yield* projects.access(projectId, "jobs:enqueue")
+        if (items.length > config.maxBatchSize) {
+          return yield* new PayloadTooLarge({ message: `a batch holds at most ${config.maxBatchSize} jobs` })
+        }
+        const now = Date.now()
+        const batch = yield* Effect.forEach(items, (item, index) => prepare(item, index, now))
+        yield* Effect.annotateCurrentSpan({ "foreman.jobs.count": batch.length })
+        return yield* sql.withTransaction(reconcile(projectId, batch)).pipe(Effect.catchTag("SqlError", Effect.die))
+      })
+
+      const enqueue = Effect.fn("Jobs.enqueue")(function*(projectId: ProjectId, item: EnqueueJob) {
+        const [job] = yield* enqueueBatch(projectId, [item])
+        if (job === undefined) return yield* Effect.die(new Error("enqueue returned no job"))
+        return job
+      })
+
+      const get = Effect.fn("Jobs.get")(function*(projectId: ProjectId, id: JobId) {
+        yield* projects.access(projectId, "jobs:read")
+        const job = yield* repo.find(projectId, id)
+        if (job === undefined) return yield* jobNotFound()
+        return job
+      })
+
+      const list = Effect.fn("Jobs.list")(function*(
+        projectId: ProjectId,
+        options: JobFilter & { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+      ) {
+        yield* projects.access(projectId, "jobs:read")
+        const after = yield* decodeCursor(options.cursor)
+        const limit = options.limit ?? defaultLimit
+        const rows = yield* repo.list(projectId, options, after, limit + 1)
+        return toPage(rows, limit, (job) => job.id)
+      })
+
+      const cancel = Effect.fn("Jobs.cancel")(function*(projectId: ProjectId, id: JobId) {
+        yield* projects.access(projectId, "jobs:cancel")
+        const cancelled = yield* repo.cancel(projectId, id)
+        if (cancelled !== undefined) return cancelled
+        const job = yield* repo.find(projectId, id)
+        if (job === undefined) return yield* jobNotFound()
+        // Cancelling twice is harmless: the second call returns the cancelled job.
+        if (job.state === "cancelled") return job
+        return yield* new Conflict({
+          message: `job is ${job.state}; only ${cancellableStates.join(", ")} jobs can be cancelled`
+        })
+      })
+
+      return Jobs.of({ enqueue, enqueueBatch, get, list, cancel })
+    })
+  )
+}

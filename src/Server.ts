@@ -1,0 +1,97 @@
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter } from "effect/http"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import { ApiKeys } from "./ApiKeys/ApiKeys.ts"
+import { ApiKeysRepo } from "./ApiKeys/ApiKeysRepo.ts"
+import { ApiKeysHttp } from "./ApiKeys/Http.ts"
+import { AuthenticationLive } from "./Auth/Http.ts"
+import { AppConfig } from "./Config/AppConfig.ts"
+import { HealthHttp } from "./Health/Http.ts"
+import { ReadinessProbe } from "./Health/Readiness.ts"
+import { Api } from "./Http/Api.ts"
+import { EnvelopeMiddleware } from "./Http/Envelope.ts"
+import { RequestValidationLive } from "./Http/RequestValidation.ts"
+import { JobsHttp } from "./Jobs/Http.ts"
+import { Jobs } from "./Jobs/Jobs.ts"
+import { JobsRepo } from "./Jobs/JobsRepo.ts"
+import { ProjectsHttp } from "./Projects/Http.ts"
+import { Projects } from "./Projects/Projects.ts"
+import { ProjectsRepo } from "./Projects/ProjectsRepo.ts"
+import { QueuesHttp } from "./Queues/Http.ts"
+import { Queues } from "./Queues/Queues.ts"
+import { QueuesRepo } from "./Queues/QueuesRepo.ts"
+import { DatabaseLive } from "./Sql/Database.ts"
+import { loadMigrations, migrateUp } from "./Sql/Migrator.ts"
+
+/** Applies pending migrations before anything else touches the database. */
+export const MigrationsLive = Layer.effectDiscard(Effect.flatMap(loadMigrations(), migrateUp))
+
+/** The database, migrated. Everything that queries it is built on this. */
+export const DatabaseReadyLive = MigrationsLive.pipe(Layer.provideMerge(DatabaseLive))
+
+const RepositoriesLive = Layer.mergeAll(ProjectsRepo.layer, ApiKeysRepo.layer, QueuesRepo.layer, JobsRepo.layer)
+
+export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer).pipe(
+  Layer.provideMerge(Projects.layer),
+  Layer.provideMerge(Layer.merge(RepositoriesLive, ReadinessProbe.layer)),
+  Layer.provideMerge(DatabaseReadyLive)
+)
+
+const BootstrapLive = Layer.effectDiscard(Effect.gen(function*() {
+  const keys = yield* ApiKeys
+  yield* keys.bootstrap
+}))
+
+export const RoutesLive = Layer.mergeAll(
+  HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp]),
+    Layer.provide([AuthenticationLive, RequestValidationLive])
+  ),
+  HttpApiScalar.layer(Api, { path: "/docs" }),
+  EnvelopeMiddleware
+)
+
+const starting = JSON.stringify({
+  _tag: "ServiceUnavailable",
+  code: "ServiceUnavailable",
+  message: "starting up or shutting down",
+  requestId: null
+})
+
+/**
+ * A Node server that answers 503 whenever the application's handler is not
+ * attached: in the instant between `listen` and the router being installed,
+ * and after the router detaches on shutdown. Without it such requests hang.
+ */
+export const makeNodeServer = (): Server => {
+  const server = createServer()
+  const fallback = (_request: IncomingMessage, response: ServerResponse) => {
+    if (server.listenerCount("request") > 1) return
+    response.writeHead(503, { "content-type": "application/json", "retry-after": "1", connection: "close" })
+    response.end(starting)
+  }
+  server.on("request", fallback)
+  return server
+}
+
+/**
+ * The HTTP listener. It is provided its dependencies (database, migrations,
+ * services, bootstrap key) first, so it only starts listening once the
+ * application can answer.
+ */
+export const HttpLive = (listen: { readonly port: number; readonly host?: string | undefined }) =>
+  HttpRouter.serve(RoutesLive).pipe(
+    Layer.provide(NodeHttpServer.layer(makeNodeServer, listen))
+  )
+
+export const AppLive = Layer.unwrap(
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    return HttpLive({ port: config.port, host: config.host })
+  })
+).pipe(
+  Layer.provide(BootstrapLive.pipe(Layer.provideMerge(ServicesLive))),
+  Layer.provide(AppConfig.layer)
+)

@@ -1,0 +1,50 @@
+/**
+ * Splits a SQL script into statements. @effect/sql-pg speaks only the extended
+ * query protocol, which refuses several statements in one message, so
+ * migration files are sent one statement at a time. Quotes, dollar-quoted
+ * bodies and comments are respected, so a `;` inside them does not split.
+ */
+export const splitStatements = (script: string): Array<string> => {
+  const statements: Array<string> = []
+  let start = 0
+  let i = 0
+  const push = (end: number) => {
+    const text = script.slice(start, end).trim()
+    if (stripComments(text).trim().length > 0) statements.push(text)
+  }
+  while (i < script.length) {
+    const ch = script[i]
+    const next = script[i + 1]
+    if (ch === "-" && next === "-") {
+      const eol = script.indexOf("\n", i)
+      i = eol === -1 ? script.length : eol + 1
+    } else if (ch === "/" && next === "*") {
+      const end = script.indexOf("*/", i + 2)
+      i = end === -1 ? script.length : end + 2
+    } else if (ch === "'" || ch === "\"") {
+      let j = i + 1
+      while (j < script.length) {
+        if (script[j] === ch) {
+          if (script[j + 1] === ch) j += 2
+          else break
+        } else j++
+      }
+      i = j + 1
+    } else if (ch === "$") {
+      const match = /^\$[A-Za-z_]*\$/.exec(script.slice(i))
+      if (match) {
+        const tag = match[0]
+        const end = script.indexOf(tag, i + tag.length)
+        i = end === -1 ? script.length : end + tag.length
+      } else i++
+    } else if (ch === ";") {
+      push(i)
+      start = i + 1
+      i++
+    } else i++
+  }
+  push(script.length)
+  return statements
+}
+
+const stripComments = (text: string) => text.replace(/--[^\n]*/g, "").replace(/\/\*[\s\S]*?\*\//g, "")
