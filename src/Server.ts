@@ -81,17 +81,20 @@ export const makeNodeServer = (): Server => {
  * services, bootstrap key) first, so it only starts listening once the
  * application can answer.
  */
-export const HttpLive = (listen: { readonly port: number; readonly host?: string | undefined }) =>
-  HttpRouter.serve(RoutesLive).pipe(
-    Layer.provide(NodeHttpServer.layer(makeNodeServer, listen))
-  )
-
-export const AppLive = Layer.unwrap(
+export const HttpLive = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    return HttpLive({ port: config.port, host: config.host })
+    return HttpRouter.serve(RoutesLive).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(makeNodeServer, { port: config.port, host: config.host }))
+    )
   })
-).pipe(
-  Layer.provide(BootstrapLive.pipe(Layer.provideMerge(ServicesLive))),
-  Layer.provide(AppConfig.layer)
 )
+
+/** The whole service for a given configuration: what `main.ts` launches and what tests start. */
+export const makeApp = <E>(config: Layer.Layer<AppConfig, E>) =>
+  HttpLive.pipe(
+    Layer.provideMerge(BootstrapLive.pipe(Layer.provideMerge(ServicesLive))),
+    Layer.provideMerge(config)
+  )
+
+export const AppLive = makeApp(AppConfig.layer)
