@@ -23,6 +23,14 @@ import { QueuesHttp } from "./Queues/Http.ts"
 import { Queues } from "./Queues/Queues.ts"
 import { QueuesRepo } from "./Queues/QueuesRepo.ts"
 import { DatabaseLive } from "./Sql/Database.ts"
+import { EngineRepo } from "./Engine/EngineRepo.ts"
+import { Handlers } from "./Engine/Handlers.ts"
+import { MaintenanceLive } from "./Engine/Maintenance.ts"
+import { Notifier } from "./Engine/Notifier.ts"
+import { Runner } from "./Engine/Runner.ts"
+import { WorkersHttp } from "./Workers/Http.ts"
+import { Workers } from "./Workers/Workers.ts"
+import { WorkersRepo } from "./Workers/WorkersRepo.ts"
 import { loadMigrations, migrateUp } from "./Sql/Migrator.ts"
 
 /** Applies pending migrations before anything else touches the database. */
@@ -31,13 +39,23 @@ export const MigrationsLive = Layer.effectDiscard(Effect.flatMap(loadMigrations(
 /** The database, migrated. Everything that queries it is built on this. */
 export const DatabaseReadyLive = MigrationsLive.pipe(Layer.provideMerge(DatabaseLive))
 
-const RepositoriesLive = Layer.mergeAll(ProjectsRepo.layer, ApiKeysRepo.layer, QueuesRepo.layer, JobsRepo.layer)
+const RepositoriesLive = Layer.mergeAll(
+  ProjectsRepo.layer,
+  ApiKeysRepo.layer,
+  QueuesRepo.layer,
+  JobsRepo.layer,
+  WorkersRepo.layer,
+  EngineRepo.layer
+)
 
-export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer).pipe(
-  Layer.provideMerge(Projects.layer),
+export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer, Workers.layer).pipe(
+  Layer.provideMerge(Layer.merge(Projects.layer, Notifier.layer)),
   Layer.provideMerge(Layer.merge(RepositoriesLive, ReadinessProbe.layer)),
   Layer.provideMerge(DatabaseReadyLive)
 )
+
+/** The in-process engine: worker pool and maintenance fibers (off when `FOREMAN_ROLE=api`). */
+export const EngineLive = Layer.merge(Runner.layer, MaintenanceLive).pipe(Layer.provide(Handlers.layer))
 
 const BootstrapLive = Layer.effectDiscard(Effect.gen(function*() {
   const keys = yield* ApiKeys
@@ -46,7 +64,7 @@ const BootstrapLive = Layer.effectDiscard(Effect.gen(function*() {
 
 export const RoutesLive = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp]),
+    Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp, WorkersHttp]),
     Layer.provide([AuthenticationLive, RequestValidationLive])
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -90,9 +108,23 @@ export const HttpLive = Layer.unwrap(
   })
 )
 
-/** The whole service for a given configuration: what `main.ts` launches and what tests start. */
+/** Built last, so its finalizer runs first on shutdown: readiness turns 503 before anything else stops. */
+const DrainLive = Layer.effectDiscard(Effect.gen(function*() {
+  const probe = yield* ReadinessProbe
+  yield* Effect.addFinalizer(() => probe.beginDrain.pipe(Effect.andThen(Effect.logInfo("shutting down"))))
+}))
+
+/**
+ * The whole service for a given configuration: what `main.ts` launches and
+ * what tests start. Build order (and so reverse shutdown order): database and
+ * migrations, services, bootstrap key, HTTP listener, engine, drain signal.
+ * On shutdown readiness fails first, then the engine stops claiming and
+ * drains, then the listener closes, then the pool.
+ */
 export const makeApp = <E>(config: Layer.Layer<AppConfig, E>) =>
-  HttpLive.pipe(
+  DrainLive.pipe(
+    Layer.provideMerge(EngineLive),
+    Layer.provideMerge(HttpLive),
     Layer.provideMerge(BootstrapLive.pipe(Layer.provideMerge(ServicesLive))),
     Layer.provideMerge(config)
   )

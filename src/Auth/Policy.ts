@@ -16,6 +16,10 @@ export type Action =
   | "jobs:read"
   | "jobs:enqueue"
   | "jobs:cancel"
+  | "jobs:retry"
+  | "jobs:work"
+  | "workers:read"
+  | "workers:register"
 
 export const grants: Record<ProjectRole, ReadonlySet<Action>> = {
   admin: new Set<Action>([
@@ -25,12 +29,24 @@ export const grants: Record<ProjectRole, ReadonlySet<Action>> = {
     "queues:write",
     "jobs:read",
     "jobs:enqueue",
-    "jobs:cancel"
+    "jobs:cancel",
+    "jobs:retry",
+    "jobs:work",
+    "workers:read",
+    "workers:register"
   ]),
-  producer: new Set<Action>(["project:read", "queues:read", "jobs:read", "jobs:enqueue", "jobs:cancel"]),
-  worker: new Set<Action>(["project:read", "queues:read", "jobs:read"]),
-  reviewer: new Set<Action>(["project:read", "queues:read", "jobs:read"]),
-  viewer: new Set<Action>(["project:read", "queues:read", "jobs:read"])
+  producer: new Set<Action>([
+    "project:read",
+    "queues:read",
+    "jobs:read",
+    "jobs:enqueue",
+    "jobs:cancel",
+    "jobs:retry",
+    "workers:read"
+  ]),
+  worker: new Set<Action>(["project:read", "queues:read", "jobs:read", "jobs:work", "workers:read", "workers:register"]),
+  reviewer: new Set<Action>(["project:read", "queues:read", "jobs:read", "workers:read"]),
+  viewer: new Set<Action>(["project:read", "queues:read", "jobs:read", "workers:read"])
 }
 
 const projectNotFound = () => new NotFound({ message: "project not found" })

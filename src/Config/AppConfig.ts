@@ -1,4 +1,8 @@
 import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
+import { hostname } from "node:os"
+
+const list = (value: string): ReadonlyArray<string> =>
+  value.split(",").map((item) => item.trim()).filter((item) => item.length > 0)
 
 /**
  * Every setting the service reads, with its default. docs/operations.md lists
@@ -16,6 +20,16 @@ export interface AppConfigShape {
   readonly maxPayloadBytes: number
   readonly maxBatchSize: number
   readonly shutdownGraceMs: number
+  /** `api` serves HTTP only, `worker` runs the engine only, `all` does both. */
+  readonly role: "all" | "api" | "worker"
+  readonly workerConcurrency: number
+  readonly claimBatchSize: number
+  readonly leaseMs: number
+  readonly pollIntervalMs: number
+  readonly maintenanceIntervalMs: number
+  readonly handlerModules: ReadonlyArray<string>
+  readonly httpAllowCidrs: ReadonlyArray<string>
+  readonly instanceId: string
 }
 
 export const appConfig = Config.all({
@@ -29,7 +43,16 @@ export const appConfig = Config.all({
   maxBodyBytes: Config.Int("FOREMAN_MAX_BODY_BYTES").pipe(Config.withDefault(4 * 1024 * 1024)),
   maxPayloadBytes: Config.Int("FOREMAN_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
   maxBatchSize: Config.Int("FOREMAN_MAX_BATCH_SIZE").pipe(Config.withDefault(1000)),
-  shutdownGraceMs: Config.Int("FOREMAN_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+  shutdownGraceMs: Config.Int("FOREMAN_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
+  role: Config.Literals(["all", "api", "worker"], "FOREMAN_ROLE").pipe(Config.withDefault("all" as const)),
+  workerConcurrency: Config.Int("FOREMAN_WORKER_CONCURRENCY").pipe(Config.withDefault(50)),
+  claimBatchSize: Config.Int("FOREMAN_CLAIM_BATCH_SIZE").pipe(Config.withDefault(50)),
+  leaseMs: Config.Int("FOREMAN_LEASE_MS").pipe(Config.withDefault(30_000)),
+  pollIntervalMs: Config.Int("FOREMAN_POLL_INTERVAL_MS").pipe(Config.withDefault(1000)),
+  maintenanceIntervalMs: Config.Int("FOREMAN_MAINTENANCE_INTERVAL_MS").pipe(Config.withDefault(1000)),
+  handlerModules: Config.String("FOREMAN_HANDLERS").pipe(Config.withDefault(""), Config.map(list)),
+  httpAllowCidrs: Config.String("FOREMAN_HTTP_ALLOW_CIDRS").pipe(Config.withDefault(""), Config.map(list)),
+  instanceId: Config.String("FOREMAN_INSTANCE_ID").pipe(Config.withDefault(`${hostname()}-${process.pid}`))
 })
 
 export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("foreman/AppConfig") {

@@ -28,3 +28,6 @@ export type QueueName = typeof QueueName.Type
  * the primary-key index follow insertion order without a separate sequence.
  */
 export const newId = (): string => uuidv7()
+
+export const WorkerId = Uuid.pipe(Schema.brand("WorkerId"))
+export type WorkerId = typeof WorkerId.Type

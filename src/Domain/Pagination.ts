@@ -28,14 +28,21 @@ const badCursor = () =>
     issues: [{ path: ["query", "cursor"], message: "not a cursor returned by this API" }]
   })
 
-export const decodeCursor = (cursor: string | undefined): Effect.Effect<string | undefined, ValidationError> => {
+/** Decodes a cursor whose key must match `key` (a UUID unless said otherwise). */
+export const decodeCursor = (
+  cursor: string | undefined,
+  key: RegExp = uuid
+): Effect.Effect<string | undefined, ValidationError> => {
   if (cursor === undefined) return Effect.succeed(undefined)
   if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return Effect.fail(badCursor())
   const text = Buffer.from(cursor, "base64url").toString("utf8")
   if (!text.startsWith(cursorPrefix)) return Effect.fail(badCursor())
   const id = text.slice(cursorPrefix.length)
-  return uuid.test(id) ? Effect.succeed(id) : Effect.fail(badCursor())
+  return key.test(id) ? Effect.succeed(id) : Effect.fail(badCursor())
 }
+
+/** Keys of sequence-numbered rows (event ids). */
+export const sequenceKey = /^\d{1,18}$/
 
 /** Rows are fetched with `limit + 1` so the presence of a next page is known without a count. */
 export const toPage = <A>(rows: ReadonlyArray<A>, limit: number, idOf: (a: A) => string) => {

@@ -5,6 +5,7 @@ import { HealthApi } from "../Health/Api.ts"
 import { JobsApi } from "../Jobs/Api.ts"
 import { ProjectsApi } from "../Projects/Api.ts"
 import { QueuesApi } from "../Queues/Api.ts"
+import { WorkersApi } from "../Workers/Api.ts"
 
 /** Turns request decoding failures into a 400 `ValidationError` naming each offending field. */
 export class RequestValidation extends HttpApiMiddleware.Service<RequestValidation>()("foreman/RequestValidation", {
@@ -17,6 +18,7 @@ export class Api extends HttpApi.make("foreman")
   .add(ApiKeysApi)
   .add(QueuesApi)
   .add(JobsApi)
+  .add(WorkersApi)
   .middleware(RequestValidation)
   .annotateMerge(OpenApi.annotations({
     title: "Foreman",

@@ -1,5 +1,5 @@
 import { ByteSize, Cause, Effect, type Types } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Headers, HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { CurrentRequestId, resolveRequestId } from "./RequestId.ts"
 
@@ -47,7 +47,10 @@ export const toEnvelope = (response: HttpServerResponse.HttpServerResponse, requ
   const envelope = body === undefined
     ? { _tag: code, code, message, requestId }
     : { ...body, code: body._tag, message: typeof body.message === "string" ? body.message : message, requestId }
-  return HttpServerResponse.jsonUnsafe(envelope, { status: response.status, headers: response.headers })
+  // The replaced body's content-type (text/plain on a 415, for one) must not outlive
+  // it: the envelope is always served as application/json.
+  const headers = Headers.removeMany(response.headers, ["content-type", "content-length"])
+  return HttpServerResponse.jsonUnsafe(envelope, { status: response.status, headers })
 }
 
 const causeToResponse = <E>(cause: Cause.Cause<E>) =>

@@ -4,7 +4,7 @@ import { Authentication } from "../Auth/Api.ts"
 import { Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, ValidationError } from "../Domain/Errors.ts"
 import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { Page, PageQuery } from "../Domain/Pagination.ts"
-import { MaxAttempts, TimeoutMs } from "../Queues/Api.ts"
+import { MaxAttempts, RetryPolicy, RetryPolicyPatch, TimeoutMs } from "../Queues/Api.ts"
 
 export const Priority = Schema.Literals(["critical", "high", "normal", "low"])
 export type Priority = typeof Priority.Type
@@ -37,6 +37,13 @@ export const Job = Schema.Struct({
   timeout_ms: Schema.Int,
   run_at: Schema.Date,
   idempotency_key: Schema.NullOr(Schema.String),
+  retry_policy: Schema.NullOr(RetryPolicy),
+  progress: Schema.NullOr(Schema.Json),
+  result: Schema.NullOr(Schema.Json),
+  last_error: Schema.NullOr(Schema.Json),
+  started_at: Schema.NullOr(Schema.Date),
+  lease_expires_at: Schema.NullOr(Schema.Date),
+  worker_id: Schema.NullOr(Schema.String),
   created_at: Schema.Date,
   updated_at: Schema.Date,
   finished_at: Schema.NullOr(Schema.Date)
@@ -54,6 +61,8 @@ export const EnqueueJob = Schema.Struct({
   run_at: Schema.optionalKey(Schema.Date),
   delay_ms: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: maxScheduleAheadMs }))),
   max_attempts: Schema.optionalKey(MaxAttempts),
+  /** Overrides the queue's policy for this job; fields left out come from the queue. */
+  retry_policy: Schema.optionalKey(RetryPolicyPatch),
   timeout_ms: Schema.optionalKey(TimeoutMs),
   idempotency_key: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)))
 }).annotate({ identifier: "EnqueueJob" })
@@ -64,6 +73,21 @@ export const EnqueueBatch = Schema.Struct({
 }).annotate({ identifier: "EnqueueBatch" })
 
 export const JobList = Page(Job)
+
+/** One transition in a job's life. `at` is the database clock. */
+export const JobEvent = Schema.Struct({
+  id: Schema.String,
+  job_id: JobId,
+  at: Schema.Date,
+  type: Schema.String,
+  from_state: Schema.NullOr(Schema.String),
+  to_state: JobState,
+  attempt: Schema.Int,
+  actor: Schema.String,
+  error: Schema.NullOr(Schema.Json),
+  data: Schema.NullOr(Schema.Json)
+}).annotate({ identifier: "JobEvent" })
+export type JobEvent = typeof JobEvent.Type
 
 const jobsPath = "/v1/projects/:projectId/jobs"
 const projectParams = { projectId: ProjectId }
@@ -104,6 +128,17 @@ export class JobsApi extends HttpApiGroup.make("jobs")
       params: jobParams,
       success: Job,
       error: [NotFound, Forbidden, Conflict]
+    }),
+    HttpApiEndpoint.post("retry", `${jobsPath}/:jobId/retry`, {
+      params: jobParams,
+      success: Job,
+      error: [NotFound, Forbidden, Conflict]
+    }),
+    HttpApiEndpoint.get("events", `${jobsPath}/:jobId/events`, {
+      params: jobParams,
+      query: PageQuery,
+      success: Page(JobEvent),
+      error: [NotFound, Forbidden, ValidationError]
     })
   )
   .middleware(Authentication)

@@ -14,7 +14,9 @@ export const JobsHttp = HttpApiBuilder.group(
         Effect.map(jobs.enqueueBatch(params.projectId, payload.jobs), (created) => ({ jobs: created })),
       list: ({ params, query }) => jobs.list(params.projectId, query),
       get: ({ params }) => jobs.get(params.projectId, params.jobId),
-      cancel: ({ params }) => jobs.cancel(params.projectId, params.jobId)
+      cancel: ({ params }) => jobs.cancel(params.projectId, params.jobId),
+      retry: ({ params }) => jobs.retry(params.projectId, params.jobId),
+      events: ({ params, query }) => jobs.events(params.projectId, params.jobId, query)
     })
   })
 )

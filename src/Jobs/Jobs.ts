@@ -2,7 +2,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { createHash } from "node:crypto"
 import stringify from "safe-stable-stringify"
-import type { CurrentPrincipal } from "../Auth/Principal.ts"
+import { CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import {
   Conflict,
@@ -13,14 +13,26 @@ import {
   ValidationError
 } from "../Domain/Errors.ts"
 import { type JobId, newId, type ProjectId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, sequenceKey, toPage } from "../Domain/Pagination.ts"
+import { EngineRepo } from "../Engine/EngineRepo.ts"
 import { Projects } from "../Projects/Projects.ts"
-import { type EnqueueJob, type Job, maxScheduleAheadMs } from "./Api.ts"
-import { cancellableStates, type JobFilter, JobsRepo, type NewJob, priorityRank, type StoredJob } from "./JobsRepo.ts"
+import { type EnqueueJob, type Job, type JobEvent, maxScheduleAheadMs } from "./Api.ts"
+import {
+  cancellableStates,
+  type JobFilter,
+  JobsRepo,
+  type NewJob,
+  priorityRank,
+  retryableStates,
+  type StoredJob
+} from "./JobsRepo.ts"
 
 type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unprocessable | ValidationError
 
 const jobNotFound = () => new NotFound({ message: "job not found" })
+
+/** How a principal is named in job events and the audit trail. */
+export const actorOf = (principal: Principal): string => `api_key:${principal.keyId}`
 
 /** The canonical hash of an enqueue request: same key + same hash is a replay. */
 const requestHash = (item: EnqueueJob): string =>
@@ -42,7 +54,18 @@ export class Jobs extends Context.Service<Jobs, {
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >
+  /** A running job's lease is revoked: in-process attempts are interrupted, external workers learn on their next call. */
   cancel(projectId: ProjectId, id: JobId): Effect.Effect<Job, NotFound | Forbidden | Conflict, CurrentPrincipal>
+  retry(projectId: ProjectId, id: JobId): Effect.Effect<Job, NotFound | Forbidden | Conflict, CurrentPrincipal>
+  events(
+    projectId: ProjectId,
+    id: JobId,
+    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+  ): Effect.Effect<
+    { readonly items: ReadonlyArray<JobEvent>; readonly next_cursor: string | null },
+    NotFound | Forbidden | ValidationError,
+    CurrentPrincipal
+  >
 }>()("foreman/Jobs") {
   static readonly layer = Layer.effect(
     Jobs,
@@ -51,6 +74,7 @@ export class Jobs extends Context.Service<Jobs, {
       const projects = yield* Projects
       const sql = yield* SqlClient.SqlClient
       const config = yield* AppConfig
+      const engine = yield* EngineRepo
 
       const prepare = (item: EnqueueJob, index: number, now: number): Effect.Effect<NewJob, EnqueueError> => {
         const where = (field: string) => ["payload", "jobs", index, field]
@@ -79,6 +103,7 @@ export class Jobs extends Context.Service<Jobs, {
           run_at: item.run_at?.toISOString() ?? null,
           delay_ms: item.delay_ms ?? null,
           max_attempts: item.max_attempts ?? null,
+          retry_policy: item.retry_policy === undefined ? null : { ...item.retry_policy },
           timeout_ms: item.timeout_ms ?? null,
           idempotency_key: item.idempotency_key ?? null,
           request_hash: item.idempotency_key === undefined ? null : requestHash(item)
@@ -86,8 +111,10 @@ export class Jobs extends Context.Service<Jobs, {
       }
 
       /** Inserts what it can in one statement, then explains every row that was not inserted. */
-      const reconcile = Effect.fnUntraced(function*(projectId: ProjectId, batch: ReadonlyArray<NewJob>) {
-        const inserted = yield* repo.insertMany(projectId, batch)
+      const reconcile = Effect.fnUntraced(function*(projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string) {
+        const inserted = yield* repo.insertMany(projectId, batch, actor)
+        // Delivered at commit: idle workers wake as soon as the jobs are visible.
+        if (inserted.some((row) => row.job.state === "available")) yield* engine.notifyAvailable([projectId])
         const byId = new Map<string, StoredJob>(inserted.map((row) => [row.job.id, row]))
         if (inserted.length === batch.length) return batch.flatMap((job) => byId.get(job.id)?.job ?? [])
         const keys = batch.flatMap((job) => byId.has(job.id) || job.idempotency_key === null ? [] : [job.idempotency_key])
@@ -119,13 +146,14 @@ export class Jobs extends Context.Service<Jobs, {
         items: ReadonlyArray<EnqueueJob>
       ) {
         yield* projects.access(projectId, "jobs:enqueue")
+        const actor = actorOf(yield* CurrentPrincipal)
         if (items.length > config.maxBatchSize) {
           return yield* new PayloadTooLarge({ message: `a batch holds at most ${config.maxBatchSize} jobs` })
         }
         const now = Date.now()
         const batch = yield* Effect.forEach(items, (item, index) => prepare(item, index, now))
         yield* Effect.annotateCurrentSpan({ "foreman.jobs.count": batch.length })
-        return yield* sql.withTransaction(reconcile(projectId, batch)).pipe(Effect.catchTag("SqlError", Effect.die))
+        return yield* sql.withTransaction(reconcile(projectId, batch, actor)).pipe(Effect.catchTag("SqlError", Effect.die))
       })
 
       const enqueue = Effect.fn("Jobs.enqueue")(function*(projectId: ProjectId, item: EnqueueJob) {
@@ -154,8 +182,11 @@ export class Jobs extends Context.Service<Jobs, {
 
       const cancel = Effect.fn("Jobs.cancel")(function*(projectId: ProjectId, id: JobId) {
         yield* projects.access(projectId, "jobs:cancel")
-        const cancelled = yield* repo.cancel(projectId, id)
-        if (cancelled !== undefined) return cancelled
+        const cancelled = yield* repo.cancel(projectId, id, actorOf(yield* CurrentPrincipal))
+        if (cancelled !== undefined) {
+          if (cancelled.from === "running") yield* engine.notifyCancelled(id)
+          return cancelled.job
+        }
         const job = yield* repo.find(projectId, id)
         if (job === undefined) return yield* jobNotFound()
         // Cancelling twice is harmless: the second call returns the cancelled job.
@@ -165,7 +196,33 @@ export class Jobs extends Context.Service<Jobs, {
         })
       })
 
-      return Jobs.of({ enqueue, enqueueBatch, get, list, cancel })
+      const retry = Effect.fn("Jobs.retry")(function*(projectId: ProjectId, id: JobId) {
+        yield* projects.access(projectId, "jobs:retry")
+        const retried = yield* repo.retry(projectId, id, actorOf(yield* CurrentPrincipal))
+        if (retried !== undefined) return retried
+        const job = yield* repo.find(projectId, id)
+        if (job === undefined) return yield* jobNotFound()
+        return yield* new Conflict({
+          message: `job is ${job.state}; only ${retryableStates.join(", ")} jobs can be retried`
+        })
+      })
+
+      const events = Effect.fn("Jobs.events")(function*(
+        projectId: ProjectId,
+        id: JobId,
+        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+      ) {
+        yield* projects.access(projectId, "jobs:read")
+        const after = yield* decodeCursor(options.cursor, sequenceKey)
+        const limit = options.limit ?? defaultLimit
+        const rows = yield* repo.events(projectId, id, after, limit + 1)
+        if (rows.length === 0 && after === undefined && (yield* repo.find(projectId, id)) === undefined) {
+          return yield* jobNotFound()
+        }
+        return toPage(rows, limit, (event) => event.id)
+      })
+
+      return Jobs.of({ enqueue, enqueueBatch, get, list, cancel, retry, events })
     })
   )
 }

@@ -2,7 +2,8 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { JobId as JobIdSchema, ProjectId as ProjectIdSchema, QueueName as QueueNameSchema } from "../Domain/Ids.ts"
-import { type Job, JobState, type Priority } from "./Api.ts"
+import { RetryPolicy } from "../Queues/Api.ts"
+import { type Job, JobEvent, JobState, type Priority } from "./Api.ts"
 
 export const priorities: ReadonlyArray<Priority> = ["critical", "high", "normal", "low"]
 export const priorityRank = (priority: Priority): number => priorities.indexOf(priority)
@@ -21,12 +22,20 @@ const JobRow = Schema.Struct({
   run_at: Schema.Date,
   idempotency_key: Schema.NullOr(Schema.String),
   request_hash: Schema.NullOr(Schema.instanceOf(Uint8Array)),
+  retry_policy: Schema.NullOr(RetryPolicy),
+  progress: Schema.NullOr(Schema.Json),
+  result: Schema.NullOr(Schema.Json),
+  last_error: Schema.NullOr(Schema.Json),
+  started_at: Schema.NullOr(Schema.Date),
+  lease_expires_at: Schema.NullOr(Schema.Date),
+  worker_id: Schema.NullOr(Schema.String),
   created_at: Schema.Date,
   updated_at: Schema.Date,
   finished_at: Schema.NullOr(Schema.Date)
 })
 type JobRow = typeof JobRow.Type
 const decodeRows = Schema.decodeUnknownEffect(Schema.Array(JobRow))
+const decodeEvents = Schema.decodeUnknownEffect(Schema.Array(JobEvent))
 
 /** A job as stored, plus the request hash that idempotent replays are compared against. */
 export interface StoredJob {
@@ -34,29 +43,14 @@ export interface StoredJob {
   readonly requestHash: string | null
 }
 
-const toStored = (row: JobRow): StoredJob => ({
-  job: {
-    id: row.id,
-    project_id: row.project_id,
-    queue: row.queue,
-    kind: row.kind,
-    payload: row.payload,
-    priority: priorities[row.priority] ?? "normal",
-    state: row.state,
-    attempt: row.attempt,
-    max_attempts: row.max_attempts,
-    timeout_ms: row.timeout_ms,
-    run_at: row.run_at,
-    idempotency_key: row.idempotency_key,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    finished_at: row.finished_at
-  },
-  requestHash: row.request_hash === null ? null : Buffer.from(row.request_hash).toString("hex")
+const toStored = ({ request_hash, ...row }: JobRow): StoredJob => ({
+  job: { ...row, priority: priorities[row.priority] ?? "normal" },
+  requestHash: request_hash === null ? null : Buffer.from(request_hash).toString("hex")
 })
 
-const columns =
-  "id, project_id, queue, kind, payload, priority, state, attempt, max_attempts, timeout_ms, run_at, idempotency_key, request_hash, created_at, updated_at, finished_at"
+const columns = `id, project_id, queue, kind, payload, priority, state, attempt, max_attempts, timeout_ms, run_at,
+  idempotency_key, request_hash, retry_policy, progress, result, last_error, started_at, lease_expires_at,
+  worker_id::text AS worker_id, created_at, updated_at, finished_at`
 
 /** One job to insert; `null` fields fall back to the queue's defaults or to now. */
 export interface NewJob {
@@ -68,6 +62,8 @@ export interface NewJob {
   readonly run_at: string | null
   readonly delay_ms: number | null
   readonly max_attempts: number | null
+  /** A partial override merged over the queue's policy at insert time. */
+  readonly retry_policy: Record<string, number> | null
   readonly timeout_ms: number | null
   readonly idempotency_key: string | null
   readonly request_hash: string | null
@@ -79,18 +75,24 @@ export interface JobFilter {
   readonly kind?: string | undefined
 }
 
-export const cancellableStates: ReadonlyArray<JobState> = ["scheduled", "available", "retrying"]
+export const cancellableStates: ReadonlyArray<JobState> = ["scheduled", "available", "retrying", "running"]
+export const retryableStates: ReadonlyArray<JobState> = ["dead", "cancelled", "retrying"]
 
 export class JobsRepo extends Context.Service<JobsRepo, {
   /**
    * Inserts the jobs whose queue exists and whose idempotency key is unused,
-   * in one statement. Returns what was inserted; the caller reconciles the rest.
+   * in one statement that also records their `enqueued` events. Returns what
+   * was inserted; the caller reconciles the rest.
    */
-  insertMany(projectId: ProjectId, jobs: ReadonlyArray<NewJob>): Effect.Effect<ReadonlyArray<StoredJob>>
+  insertMany(projectId: ProjectId, jobs: ReadonlyArray<NewJob>, actor: string): Effect.Effect<ReadonlyArray<StoredJob>>
   findByIdempotencyKeys(projectId: ProjectId, keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<StoredJob>>
   find(projectId: ProjectId, id: JobId): Effect.Effect<Job | undefined>
   list(projectId: ProjectId, filter: JobFilter, after: string | undefined, limit: number): Effect.Effect<ReadonlyArray<Job>>
-  cancel(projectId: ProjectId, id: JobId): Effect.Effect<Job | undefined>
+  /** Cancels a job in a cancellable state, revoking any lease. Returns the job and the state it left. */
+  cancel(projectId: ProjectId, id: JobId, actor: string): Effect.Effect<{ readonly job: Job; readonly from: string } | undefined>
+  /** Makes a dead, cancelled or retrying job available now; dead and cancelled jobs start over at attempt 0. */
+  retry(projectId: ProjectId, id: JobId, actor: string): Effect.Effect<Job | undefined>
+  events(projectId: ProjectId, id: JobId, after: string | undefined, limit: number): Effect.Effect<ReadonlyArray<JobEvent>>
 }>()("foreman/JobsRepo") {
   static readonly layer = Layer.effect(
     JobsRepo,
@@ -100,23 +102,38 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       const jobs = (rows: ReadonlyArray<unknown>) =>
         Effect.map(decodeRows(rows), (decoded) => decoded.map((row) => toStored(row).job))
 
-      const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>) =>
+      const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string) =>
         sql`
-          INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
-                            idempotency_key, request_hash)
-          SELECT x.id, q.project_id, q.name, x.kind, x.payload, x.priority,
-                 CASE WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
-                 t.run_at, coalesce(x.max_attempts, q.max_attempts), coalesce(x.timeout_ms, q.timeout_ms),
-                 x.idempotency_key, decode(x.request_hash, 'hex')
-          FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(
-                 id uuid, queue text, kind text, payload jsonb, priority smallint, run_at timestamptz,
-                 delay_ms bigint, max_attempts integer, timeout_ms integer, idempotency_key text, request_hash text)
-          JOIN queues q ON q.project_id = ${projectId} AND q.name = x.queue
-          CROSS JOIN LATERAL (
-            SELECT coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond') AS run_at
-          ) t
-          ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-          RETURNING ${sql.literal(columns)}`.pipe(
+          WITH inserted AS (
+            INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
+                              retry_policy, idempotency_key, request_hash)
+            SELECT x.id, q.project_id, q.name, x.kind, x.payload, x.priority,
+                   CASE WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
+                   t.run_at, t.max_attempts, coalesce(x.timeout_ms, q.timeout_ms),
+                   CASE WHEN x.retry_policy IS NULL THEN NULL ELSE jsonb_build_object(
+                     'max_attempts', t.max_attempts,
+                     'initial_delay_ms', coalesce((x.retry_policy->>'initial_delay_ms')::int, q.backoff_initial_ms),
+                     'factor', coalesce((x.retry_policy->>'factor')::float8, q.backoff_factor),
+                     'max_delay_ms', coalesce((x.retry_policy->>'max_delay_ms')::int, q.backoff_max_ms),
+                     'jitter', coalesce((x.retry_policy->>'jitter')::float8, q.backoff_jitter)) END,
+                   x.idempotency_key, decode(x.request_hash, 'hex')
+            FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(
+                   id uuid, queue text, kind text, payload jsonb, priority smallint, run_at timestamptz,
+                   delay_ms bigint, max_attempts integer, retry_policy jsonb, timeout_ms integer,
+                   idempotency_key text, request_hash text)
+            JOIN queues q ON q.project_id = ${projectId} AND q.name = x.queue
+            CROSS JOIN LATERAL (
+              SELECT coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond') AS run_at,
+                     coalesce(x.max_attempts, (x.retry_policy->>'max_attempts')::int, q.max_attempts) AS max_attempts
+            ) t
+            ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING *
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
+            SELECT i.id, i.project_id, 'enqueued', NULL, i.state, 0, ${actor} FROM inserted i
+          )
+          SELECT ${sql.literal(columns)} FROM inserted`.pipe(
           Effect.flatMap(stored),
           Effect.orDie,
           Effect.withSpan("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })
@@ -151,17 +168,74 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           Effect.withSpan("JobsRepo.list")
         )
 
-      const cancel = (projectId: ProjectId, id: JobId) =>
-        sql`UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now()
+      const cancel = (projectId: ProjectId, id: JobId, actor: string) =>
+        sql`
+          WITH target AS (
+            SELECT id, state FROM jobs
             WHERE project_id = ${projectId} AND id = ${id} AND state IN ${sql.in(cancellableStates)}
-            RETURNING ${sql.literal(columns)}`.pipe(
-          Effect.flatMap(jobs),
-          Effect.map((found) => found[0]),
+            FOR UPDATE
+          ),
+          cancelled AS (
+            UPDATE jobs j SET state = 'cancelled', finished_at = now(), updated_at = now(),
+                              lease_token = NULL, lease_expires_at = NULL
+            FROM target t WHERE j.id = t.id
+            RETURNING j.*, t.state AS from_state
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
+            SELECT c.id, c.project_id, 'cancelled', c.from_state, 'cancelled', c.attempt, ${actor} FROM cancelled c
+          )
+          SELECT ${sql.literal(columns)}, from_state FROM cancelled`.pipe(
+          Effect.flatMap((rows) =>
+            Effect.map(jobs(rows), (found) => {
+              const first = rows[0]
+              const job = found[0]
+              const from = typeof first === "object" && first !== null && "from_state" in first ? String(first.from_state) : ""
+              return job === undefined ? undefined : { job, from }
+            })
+          ),
           Effect.orDie,
           Effect.withSpan("JobsRepo.cancel")
         )
 
-      return JobsRepo.of({ insertMany, findByIdempotencyKeys, find, list, cancel })
+      const retry = (projectId: ProjectId, id: JobId, actor: string) =>
+        sql`
+          WITH target AS (
+            SELECT id, state FROM jobs
+            WHERE project_id = ${projectId} AND id = ${id} AND state IN ${sql.in(retryableStates)}
+            FOR UPDATE
+          ),
+          retried AS (
+            UPDATE jobs j
+            SET state = 'available', run_at = now(), finished_at = NULL, updated_at = now(),
+                attempt = CASE WHEN t.state = 'retrying' THEN j.attempt ELSE 0 END
+            FROM target t WHERE j.id = t.id
+            RETURNING j.*, t.state AS from_state
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
+            SELECT r.id, r.project_id, 'retried', r.from_state, 'available', r.attempt, ${actor} FROM retried r
+          ),
+          notified AS (SELECT pg_notify('foreman', 'available:' || project_id) FROM retried)
+          SELECT ${sql.literal(columns)}, (SELECT count(*) FROM notified) AS notified FROM retried`.pipe(
+          Effect.flatMap(jobs),
+          Effect.map((found) => found[0]),
+          Effect.orDie,
+          Effect.withSpan("JobsRepo.retry")
+        )
+
+      const events = (projectId: ProjectId, id: JobId, after: string | undefined, limit: number) =>
+        sql`SELECT id::text AS id, job_id, at, type, from_state, to_state, attempt, actor, error, data
+            FROM job_events
+            WHERE job_id = ${id} AND project_id = ${projectId}
+            ${after === undefined ? sql`` : sql`AND job_events.id > ${after}`}
+            ORDER BY job_events.id LIMIT ${limit}`.pipe(
+          Effect.flatMap(decodeEvents),
+          Effect.orDie,
+          Effect.withSpan("JobsRepo.events")
+        )
+
+      return JobsRepo.of({ insertMany, findByIdempotencyKeys, find, list, cancel, retry, events })
     })
   )
 }

@@ -1,0 +1,324 @@
+import { Context, Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
+import { RetryPolicy } from "../Queues/Api.ts"
+
+/** A job handed to a worker: everything it needs to run one attempt, and to fail it correctly. */
+export const ClaimedJob = Schema.Struct({
+  id: JobId,
+  project_id: ProjectId,
+  queue: QueueName,
+  kind: Schema.String,
+  payload: Schema.Json,
+  priority: Schema.Int,
+  attempt: Schema.Int,
+  max_attempts: Schema.Int,
+  timeout_ms: Schema.Int,
+  lease_token: Schema.String,
+  lease_expires_at: Schema.Date,
+  started_at: Schema.Date,
+  created_at: Schema.Date,
+  retry_policy: RetryPolicy
+})
+export type ClaimedJob = typeof ClaimedJob.Type
+const decodeClaimed = Schema.decodeUnknownEffect(Schema.Array(ClaimedJob))
+
+export interface ClaimRequest {
+  readonly limit: number
+  /** Only these kinds; `null` for any kind. */
+  readonly kinds: ReadonlyArray<string> | null
+  /** Only this project; `null` for every project (the in-process engine). */
+  readonly projectId: ProjectId | null
+  readonly workerId: string | null
+  readonly leaseMs: number
+  readonly actor: string
+}
+
+export interface Completion {
+  readonly id: string
+  readonly token: string
+  readonly result: unknown
+}
+
+/** A failed attempt. `delay_ms` is the backoff before the next attempt, or `null` when the job is dead. */
+export interface Failure {
+  readonly id: string
+  readonly token: string
+  readonly error: unknown
+  readonly delay_ms: number | null
+}
+
+export interface Held {
+  readonly id: string
+  readonly token: string
+}
+
+/** An expired lease, with what is needed to decide between retry and dead. */
+export const ExpiredLease = Schema.Struct({
+  id: JobId,
+  lease_token: Schema.String,
+  attempt: Schema.Int,
+  max_attempts: Schema.Int,
+  timed_out: Schema.Boolean,
+  retry_policy: RetryPolicy
+})
+export type ExpiredLease = typeof ExpiredLease.Type
+const decodeExpired = Schema.decodeUnknownEffect(Schema.Array(ExpiredLease))
+
+const FailedRow = Schema.Struct({ id: JobId, state: Schema.String })
+const decodeFailed = Schema.decodeUnknownEffect(Schema.Array(FailedRow))
+
+const claimedColumns = `c.id, c.project_id, c.queue, c.kind, c.payload, c.priority, c.attempt, c.max_attempts,
+  c.timeout_ms, c.lease_token::text AS lease_token, c.lease_expires_at, c.started_at, c.created_at,
+  coalesce(c.retry_policy, jsonb_build_object(
+    'max_attempts', c.max_attempts, 'initial_delay_ms', q.backoff_initial_ms, 'factor', q.backoff_factor,
+    'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter)) AS retry_policy`
+
+// Key space for the per-queue advisory locks that serialise claims on queues with a concurrency cap.
+const queueLockSpace = 7_401_003
+
+/**
+ * The engine's SQL, one statement per transition. Every statement that moves
+ * a job also appends its `job_events` rows in the same statement, and every
+ * statement that acts for a lease holder checks the lease token (fencing).
+ */
+export class EngineRepo extends Context.Service<EngineRepo, {
+  claim(request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>>
+  complete(batch: ReadonlyArray<Completion>, actor: string): Effect.Effect<ReadonlyArray<string>>
+  fail(batch: ReadonlyArray<Failure>, actor: string, type: string): Effect.Effect<ReadonlyArray<typeof FailedRow.Type>>
+  /** Extends the leases still held; returns the ids that were extended. */
+  heartbeat(held: ReadonlyArray<Held>, leaseMs: number, progress: unknown): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly lease_expires_at: Date }>>
+  /** Hands running jobs back untouched (the attempt is not counted): used on shutdown. */
+  release(held: ReadonlyArray<Held>, actor: string): Effect.Effect<number>
+  expiredLeases(limit: number): Effect.Effect<ReadonlyArray<ExpiredLease>>
+  promoteDue(limit: number): Effect.Effect<number>
+  pruneFinished(limit: number): Effect.Effect<number>
+  notifyAvailable(projectIds: ReadonlyArray<string>): Effect.Effect<void>
+  notifyCancelled(jobId: string): Effect.Effect<void>
+}>()("foreman/EngineRepo") {
+  static readonly layer = Layer.effect(
+    EngineRepo,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+
+      const claim = (request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>> =>
+        request.limit <= 0 || (request.kinds !== null && request.kinds.length === 0) ? Effect.succeed([]) : sql`
+          WITH limited AS (
+            SELECT q.project_id, q.name,
+                   q.max_running - (SELECT count(*) FROM jobs r
+                                    WHERE r.project_id = q.project_id AND r.queue = q.name AND r.state = 'running') AS room
+            FROM queues q
+            WHERE q.max_running IS NOT NULL AND NOT q.paused
+              ${request.projectId === null ? sql`` : sql`AND q.project_id = ${request.projectId}`}
+              AND pg_try_advisory_xact_lock(${queueLockSpace}, hashtext(q.id::text))
+          ),
+          candidates AS (
+            SELECT j.id, j.project_id, j.queue, j.priority, j.run_at, j.state
+            FROM jobs j
+            JOIN queues q ON q.project_id = j.project_id AND q.name = j.queue
+            WHERE j.state IN ('available', 'scheduled', 'retrying') AND j.run_at <= now() AND NOT q.paused
+              ${request.kinds === null ? sql`` : sql`AND j.kind IN ${sql.in(request.kinds)}`}
+              ${request.projectId === null ? sql`` : sql`AND j.project_id = ${request.projectId}`}
+              AND (q.max_running IS NULL OR EXISTS (
+                SELECT 1 FROM limited l WHERE l.project_id = j.project_id AND l.name = j.queue AND l.room > 0))
+            ORDER BY j.priority, j.run_at, j.id
+            LIMIT ${request.limit}
+            FOR UPDATE OF j SKIP LOCKED
+          ),
+          allowed AS (
+            SELECT c.id, c.state
+            FROM (SELECT c.*, row_number() OVER (PARTITION BY c.project_id, c.queue ORDER BY c.priority, c.run_at, c.id) AS rn
+                  FROM candidates c) c
+            LEFT JOIN limited l ON l.project_id = c.project_id AND l.name = c.queue
+            WHERE l.room IS NULL OR c.rn <= l.room
+          ),
+          claimed AS (
+            UPDATE jobs j
+            SET state = 'running', attempt = j.attempt + 1, lease_token = gen_random_uuid(),
+                lease_expires_at = least(now() + ${request.leaseMs} * interval '1 millisecond',
+                                         now() + j.timeout_ms * interval '1 millisecond'),
+                started_at = now(), worker_id = ${request.workerId}, progress = NULL, updated_at = now()
+            FROM allowed a
+            WHERE j.id = a.id
+            RETURNING j.*, a.state AS from_state
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
+            SELECT c.id, c.project_id, 'started', c.from_state, 'running', c.attempt, ${request.actor} FROM claimed c
+          )
+          SELECT ${sql.literal(claimedColumns)}
+          FROM claimed c JOIN queues q ON q.project_id = c.project_id AND q.name = c.queue
+          ORDER BY c.priority, c.run_at, c.id`.pipe(
+          Effect.flatMap(decodeClaimed),
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.claim", { attributes: { "foreman.claim.limit": request.limit } })
+        )
+
+      const complete = (batch: ReadonlyArray<Completion>, actor: string) =>
+        batch.length === 0 ? Effect.succeed([]) : sql<{ readonly id: string }>`
+          WITH input AS (
+            SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(id uuid, token uuid, result jsonb)
+          ),
+          done AS (
+            UPDATE jobs j
+            SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(),
+                lease_token = NULL, lease_expires_at = NULL
+            FROM input i
+            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+            RETURNING j.id, j.project_id, j.attempt
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
+            SELECT d.id, d.project_id, 'succeeded', 'running', 'succeeded', d.attempt, ${actor} FROM done d
+          )
+          SELECT id::text AS id FROM done`.pipe(
+          Effect.map((rows) => rows.map((row) => row.id)),
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.complete", { attributes: { "foreman.jobs.count": batch.length } })
+        )
+
+      const fail = (batch: ReadonlyArray<Failure>, actor: string, type: string) =>
+        batch.length === 0 ? Effect.succeed([]) : sql`
+          WITH input AS (
+            SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
+              AS x(id uuid, token uuid, error jsonb, delay_ms bigint)
+          ),
+          failed AS (
+            UPDATE jobs j
+            SET state = CASE WHEN i.delay_ms IS NULL THEN 'dead' ELSE 'retrying' END,
+                run_at = CASE WHEN i.delay_ms IS NULL THEN j.run_at ELSE now() + i.delay_ms * interval '1 millisecond' END,
+                finished_at = CASE WHEN i.delay_ms IS NULL THEN now() ELSE NULL END,
+                last_error = i.error, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+            FROM input i
+            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+            RETURNING j.id, j.project_id, j.attempt, j.state, j.run_at, i.error
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, error, data)
+            SELECT f.id, f.project_id, ${type}, 'running', f.state, f.attempt, ${actor}, f.error,
+                   CASE WHEN f.state = 'retrying' THEN jsonb_build_object('retry_at', f.run_at) END
+            FROM failed f
+          )
+          SELECT id, state FROM failed`.pipe(
+          Effect.flatMap(decodeFailed),
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.fail", { attributes: { "foreman.jobs.count": batch.length, "foreman.fail.type": type } })
+        )
+
+      const heartbeat = (held: ReadonlyArray<Held>, leaseMs: number, progress: unknown) =>
+        held.length === 0 ? Effect.succeed([]) : sql<{ readonly id: string; readonly lease_expires_at: Date }>`
+          WITH input AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(held)}::jsonb) AS x(id uuid, token uuid))
+          UPDATE jobs j
+          SET lease_expires_at = least(now() + ${leaseMs} * interval '1 millisecond',
+                                       j.started_at + j.timeout_ms * interval '1 millisecond'),
+              progress = coalesce(${progress === undefined ? null : JSON.stringify(progress)}::jsonb, j.progress)
+          FROM input i
+          WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running' AND j.lease_expires_at > now()
+          RETURNING j.id::text AS id, j.lease_expires_at`.pipe(
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.heartbeat", { attributes: { "foreman.jobs.count": held.length } })
+        )
+
+      const release = (held: ReadonlyArray<Held>, actor: string) =>
+        held.length === 0 ? Effect.succeed(0) : sql<{ readonly id: string }>`
+          WITH input AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(held)}::jsonb) AS x(id uuid, token uuid)),
+          released AS (
+            UPDATE jobs j
+            SET state = 'available', attempt = j.attempt - 1, run_at = now(), lease_token = NULL,
+                lease_expires_at = NULL, updated_at = now()
+            FROM input i
+            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+            RETURNING j.id, j.project_id, j.attempt
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
+            SELECT r.id, r.project_id, 'released', 'running', 'available', r.attempt + 1, ${actor} FROM released r
+          )
+          SELECT id::text AS id FROM released`.pipe(
+          Effect.map((rows) => rows.length),
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.release")
+        )
+
+      const expiredLeases = (limit: number) =>
+        sql`
+          SELECT j.id, j.lease_token::text AS lease_token, j.attempt, j.max_attempts,
+                 (j.started_at + j.timeout_ms * interval '1 millisecond' <= now()) AS timed_out,
+                 coalesce(j.retry_policy, jsonb_build_object(
+                   'max_attempts', j.max_attempts, 'initial_delay_ms', q.backoff_initial_ms, 'factor', q.backoff_factor,
+                   'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter)) AS retry_policy
+          FROM jobs j JOIN queues q ON q.project_id = j.project_id AND q.name = j.queue
+          WHERE j.state = 'running' AND j.lease_expires_at <= now()
+          ORDER BY j.lease_expires_at
+          LIMIT ${limit}
+          FOR UPDATE OF j SKIP LOCKED`.pipe(
+          Effect.flatMap(decodeExpired),
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.expiredLeases")
+        )
+
+      const promoteDue = (limit: number) =>
+        sql<{ readonly n: number }>`
+          WITH due AS (
+            SELECT id, state FROM jobs
+            WHERE state IN ('scheduled', 'retrying') AND run_at <= now()
+            ORDER BY run_at LIMIT ${limit}
+            FOR UPDATE SKIP LOCKED
+          ),
+          promoted AS (
+            UPDATE jobs j SET state = 'available', updated_at = now()
+            FROM due d WHERE j.id = d.id
+            RETURNING j.id, j.project_id, j.attempt, d.state AS from_state
+          ),
+          events AS (
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
+            SELECT p.id, p.project_id, 'available', p.from_state, 'available', p.attempt, 'system' FROM promoted p
+          ),
+          notified AS (
+            SELECT pg_notify('foreman', 'available:' || project_id) FROM (SELECT DISTINCT project_id FROM promoted) p
+          )
+          SELECT (SELECT count(*) FROM promoted)::int AS n, (SELECT count(*) FROM notified)::int AS notified`.pipe(
+          Effect.map((rows) => rows[0]?.n ?? 0),
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.promoteDue")
+        )
+
+      const pruneFinished = (limit: number) =>
+        sql<{ readonly n: number }>`
+          WITH doomed AS (
+            SELECT j.id FROM jobs j JOIN queues q ON q.project_id = j.project_id AND q.name = j.queue
+            WHERE j.finished_at IS NOT NULL AND j.state IN ('succeeded', 'dead', 'cancelled')
+              AND j.finished_at < now() - q.retention_seconds * interval '1 second'
+            LIMIT ${limit}
+            FOR UPDATE OF j SKIP LOCKED
+          ),
+          deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING j.id)
+          SELECT count(*)::int AS n FROM deleted`.pipe(
+          Effect.map((rows) => rows[0]?.n ?? 0),
+          Effect.orDie,
+          Effect.withSpan("EngineRepo.pruneFinished")
+        )
+
+      const notifyAvailable = (projectIds: ReadonlyArray<string>) =>
+        Effect.forEach(new Set(projectIds), (projectId) => sql`SELECT pg_notify('foreman', ${`available:${projectId}`})`, {
+          discard: true
+        }).pipe(Effect.orDie)
+
+      const notifyCancelled = (jobId: string) =>
+        sql`SELECT pg_notify('foreman', ${`cancelled:${jobId}`})`.pipe(Effect.asVoid, Effect.orDie)
+
+      return EngineRepo.of({
+        claim,
+        complete,
+        fail,
+        heartbeat,
+        release,
+        expiredLeases,
+        promoteDue,
+        pruneFinished,
+        notifyAvailable,
+        notifyCancelled
+      })
+    })
+  )
+}

@@ -1,0 +1,202 @@
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Schedule, Scope } from "effect"
+import { AppConfig } from "../Config/AppConfig.ts"
+import { type ClaimedJob, type Completion, EngineRepo, type Failure } from "./EngineRepo.ts"
+import { HandlerFailure } from "./Handler.ts"
+import { Handlers } from "./Handlers.ts"
+import { Notifier } from "./Notifier.ts"
+import { nextRetryDelay } from "./RetryPolicy.ts"
+
+interface Slot {
+  readonly token: string
+  fiber: Fiber.Fiber<void> | undefined
+}
+
+/** Turns a failed attempt into the failure row: backoff delay, or `null` for dead. */
+export const failureFor = Effect.fnUntraced(function*(
+  job: Pick<ClaimedJob, "id" | "lease_token" | "attempt" | "max_attempts" | "retry_policy">,
+  failure: HandlerFailure
+) {
+  const error = { message: failure.message, retryable: failure.retryable, ...(failure.details === undefined ? {} : { details: failure.details }) }
+  if (!failure.retryable || job.attempt >= job.max_attempts) {
+    return { id: job.id, token: job.lease_token, error, delay_ms: null } satisfies Failure
+  }
+  const scheduled = yield* nextRetryDelay(job.retry_policy, job.attempt)
+  const delay = Option.isNone(scheduled)
+    ? null
+    : failure.retryAfterMs ?? Duration.toMillis(scheduled.value)
+  return { id: job.id, token: job.lease_token, error, delay_ms: delay } satisfies Failure
+})
+
+/**
+ * The in-process worker pool. One claim loop fills up to
+ * `FOREMAN_WORKER_CONCURRENCY` fibers with batched claims; completions and
+ * failures are written in batches by two flusher fibers; a heartbeat fiber
+ * extends every held lease in one statement and interrupts attempts whose
+ * lease was lost (cancelled, expired, taken). On shutdown it stops claiming,
+ * gives running attempts the grace period, then interrupts them and hands
+ * their leases back so another instance can start them at once.
+ */
+export class Runner extends Context.Service<Runner, {
+  readonly inFlight: Effect.Effect<number>
+}>()("foreman/Runner") {
+  static readonly layer = Layer.effect(
+    Runner,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      if (config.role === "api") return Runner.of({ inFlight: Effect.succeed(0) })
+
+      const repo = yield* EngineRepo
+      const handlers = yield* Handlers
+      const notifier = yield* Notifier
+      const scope = yield* Scope.Scope
+      const actor = `instance:${config.instanceId}`
+      const running = new Map<string, Slot>()
+      const kick = yield* Queue.sliding<void>(1)
+      const completions = yield* Queue.unbounded<Completion>()
+      const failures = yield* Queue.unbounded<Failure>()
+      const attemptScope = yield* Scope.fork(scope)
+      let stopping = false
+      let flushing = 0
+
+      const wake = Queue.offer(kick, undefined)
+
+      const runAttempt = (job: ClaimedJob) => {
+        const handler = handlers.get(job.kind)
+        const attempt = handler === undefined
+          ? Effect.fail(new HandlerFailure({ message: `no in-process handler for kind '${job.kind}'`, retryable: false }))
+          : handler(job)
+        return attempt.pipe(
+          Effect.timeoutOrElse({
+            duration: Duration.millis(job.timeout_ms),
+            orElse: () => Effect.fail(new HandlerFailure({ message: `timed out after ${job.timeout_ms} ms`, retryable: true }))
+          }),
+          Effect.withSpan("Job.attempt", {
+            attributes: {
+              "foreman.job.id": job.id,
+              "foreman.job.queue": job.queue,
+              "foreman.job.kind": job.kind,
+              "foreman.job.attempt": job.attempt
+            }
+          }),
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            if (Exit.isSuccess(exit)) {
+              return Queue.offer(completions, { id: job.id, token: job.lease_token, result: exit.value ?? null })
+            }
+            if (Cause.hasInterruptsOnly(exit.cause)) return Effect.void
+            const failure = Option.getOrElse(
+              Cause.findErrorOption(exit.cause),
+              () => new HandlerFailure({ message: `handler crashed: ${Cause.pretty(exit.cause)}`, retryable: true })
+            )
+            return Effect.flatMap(failureFor(job, failure), (row) => Queue.offer(failures, row))
+          }),
+          Effect.asVoid,
+          Effect.ensuring(Effect.suspend(() => {
+            running.delete(job.id)
+            return wake
+          }))
+        )
+      }
+
+      const claimLoop = Effect.gen(function*() {
+        while (!stopping) {
+          const free = config.workerConcurrency - running.size
+          if (free > 0) {
+            const limit = Math.min(free, config.claimBatchSize)
+            const jobs = yield* repo.claim({
+              limit,
+              kinds: handlers.kinds,
+              projectId: null,
+              workerId: null,
+              leaseMs: config.leaseMs,
+              actor
+            })
+            for (const job of jobs) {
+              const slot: Slot = { token: job.lease_token, fiber: undefined }
+              running.set(job.id, slot)
+              slot.fiber = yield* Effect.forkIn(runAttempt(job), attemptScope)
+            }
+            if (jobs.length === limit) continue
+          }
+          yield* Queue.take(kick).pipe(Effect.timeoutOption(Duration.millis(config.pollIntervalMs)))
+        }
+      }).pipe(
+        Effect.catchCause((cause) => Effect.logError("claim loop failed; restarting", cause).pipe(Effect.andThen(Effect.sleep("1 second")))),
+        Effect.repeat({ while: () => !stopping })
+      )
+
+      const flusher = <A>(queue: Queue.Queue<A>, write: (batch: ReadonlyArray<A>) => Effect.Effect<unknown>) =>
+        Effect.forever(Effect.gen(function*() {
+          const batch = yield* Queue.takeBetween(queue, 1, 1000)
+          flushing++
+          yield* write(batch).pipe(Effect.ensuring(Effect.sync(() => flushing--)))
+        }))
+
+      const heartbeat = Effect.gen(function*() {
+        const held = [...running].map(([id, slot]) => ({ id, token: slot.token }))
+        if (held.length === 0) return
+        const extended = new Set((yield* repo.heartbeat(held, config.leaseMs, undefined)).map((row) => row.id))
+        for (const { id } of held) {
+          const slot = running.get(id)
+          // Lost leases (cancelled, expired and reaped): stop working on them.
+          if (!extended.has(id) && slot?.fiber !== undefined) yield* Effect.forkDetach(Fiber.interrupt(slot.fiber))
+        }
+      }).pipe(
+        Effect.catchCause((cause) => Effect.logWarning("heartbeat failed", cause)),
+        Effect.repeat(Schedule.spaced(Duration.millis(Math.max(100, Math.floor(config.leaseMs / 3)))))
+      )
+
+      const signals = Effect.gen(function*() {
+        const subscription = yield* notifier.subscribe
+        while (true) {
+          const signal = yield* PubSub.take(subscription)
+          if (signal._tag === "cancelled") {
+            const fiber = running.get(signal.jobId)?.fiber
+            if (fiber !== undefined) yield* Effect.forkDetach(Fiber.interrupt(fiber))
+          } else {
+            yield* wake
+          }
+        }
+      }).pipe(Effect.scoped)
+
+      yield* flusher(completions, (batch) => repo.complete(batch, actor)).pipe(Effect.forkScoped)
+      yield* flusher(failures, (batch) => repo.fail(batch, actor, "failed")).pipe(Effect.forkScoped)
+      yield* signals.pipe(Effect.forkScoped)
+      yield* heartbeat.pipe(Effect.forkScoped)
+      const loopFiber = yield* claimLoop.pipe(Effect.forkScoped)
+
+      const drained = Effect.gen(function*() {
+        while (running.size > 0) yield* Effect.sleep("20 millis")
+      })
+      const flushed = Effect.gen(function*() {
+        while ((yield* Queue.size(completions)) > 0 || (yield* Queue.size(failures)) > 0 || flushing > 0) {
+          yield* Effect.sleep("10 millis")
+        }
+      })
+
+      // Registered after the fibers above, so it runs before they are interrupted.
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          stopping = true
+          yield* wake
+          // Let an in-flight claim finish so every job it took is tracked and handed back below.
+          const stopped = yield* Fiber.await(loopFiber).pipe(Effect.timeoutOption("5 seconds"))
+          if (Option.isNone(stopped)) yield* Fiber.interrupt(loopFiber)
+          const finished = yield* drained.pipe(Effect.timeoutOption(Duration.millis(config.shutdownGraceMs)))
+          const held = [...running].map(([id, slot]) => ({ id, token: slot.token }))
+          if (Option.isNone(finished)) {
+            yield* Effect.logWarning("shutdown grace elapsed; interrupting attempts").pipe(
+              Effect.annotateLogs({ running: held.length })
+            )
+          }
+          yield* Scope.close(attemptScope, Exit.void)
+          yield* flushed.pipe(Effect.timeoutOption("5 seconds"))
+          const released = yield* repo.release(held, actor)
+          yield* Effect.logInfo("engine stopped").pipe(Effect.annotateLogs({ released }))
+        })
+      )
+
+      return Runner.of({ inFlight: Effect.sync(() => running.size) })
+    })
+  )
+}
