@@ -30,6 +30,7 @@ export const RetryPolicyPatch = Schema.Struct({
 export type RetryPolicyPatch = typeof RetryPolicyPatch.Type
 
 export const RetentionSeconds = between(60, 31_536_000)
+export const MaxRunning = between(1, 100_000)
 
 export const Queue = Schema.Struct({
   id: QueueId,
@@ -39,6 +40,8 @@ export const Queue = Schema.Struct({
   retry_policy: RetryPolicy,
   timeout_ms: Schema.Int,
   retention_seconds: Schema.Int,
+  /** At most this many jobs of the queue run at once, across every instance; `null` for no limit. */
+  max_running: Schema.NullOr(Schema.Int),
   created_at: Schema.Date,
   updated_at: Schema.Date
 }).annotate({ identifier: "Queue" })
@@ -49,7 +52,8 @@ export const CreateQueue = Schema.Struct({
   paused: Schema.optionalKey(Schema.Boolean),
   retry_policy: Schema.optionalKey(RetryPolicyPatch),
   timeout_ms: Schema.optionalKey(TimeoutMs),
-  retention_seconds: Schema.optionalKey(RetentionSeconds)
+  retention_seconds: Schema.optionalKey(RetentionSeconds),
+  max_running: Schema.optionalKey(Schema.NullOr(MaxRunning))
 }).annotate({ identifier: "CreateQueue" })
 export type CreateQueue = typeof CreateQueue.Type
 
@@ -57,7 +61,8 @@ export const UpdateQueue = Schema.Struct({
   paused: Schema.optionalKey(Schema.Boolean),
   retry_policy: Schema.optionalKey(RetryPolicyPatch),
   timeout_ms: Schema.optionalKey(TimeoutMs),
-  retention_seconds: Schema.optionalKey(RetentionSeconds)
+  retention_seconds: Schema.optionalKey(RetentionSeconds),
+  max_running: Schema.optionalKey(Schema.NullOr(MaxRunning))
 }).annotate({ identifier: "UpdateQueue" })
 export type UpdateQueue = typeof UpdateQueue.Type
 

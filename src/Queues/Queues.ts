@@ -20,14 +20,16 @@ export const defaultQueueSettings: QueueSettings = {
   paused: false,
   retry_policy: defaultRetryPolicy,
   timeout_ms: 300_000,
-  retention_seconds: 604_800
+  retention_seconds: 604_800,
+  max_running: null
 }
 
 const merge = (base: QueueSettings, patch: UpdateQueue): QueueSettings => ({
   paused: patch.paused ?? base.paused,
   retry_policy: { ...base.retry_policy, ...patch.retry_policy },
   timeout_ms: patch.timeout_ms ?? base.timeout_ms,
-  retention_seconds: patch.retention_seconds ?? base.retention_seconds
+  retention_seconds: patch.retention_seconds ?? base.retention_seconds,
+  max_running: patch.max_running === undefined ? base.max_running : patch.max_running
 })
 
 const queueNotFound = () => new NotFound({ message: "queue not found" })

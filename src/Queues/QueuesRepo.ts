@@ -15,6 +15,7 @@ const QueueRow = Schema.Struct({
   backoff_jitter: Schema.Number,
   timeout_ms: Schema.Number,
   retention_seconds: Schema.Number,
+  max_running: Schema.NullOr(Schema.Number),
   created_at: Schema.Date,
   updated_at: Schema.Date
 })
@@ -34,6 +35,7 @@ const toQueue = (row: QueueRow): Queue => ({
   },
   timeout_ms: row.timeout_ms,
   retention_seconds: row.retention_seconds,
+  max_running: row.max_running,
   created_at: row.created_at,
   updated_at: row.updated_at
 })
@@ -44,10 +46,11 @@ export interface QueueSettings {
   readonly retry_policy: RetryPolicy
   readonly timeout_ms: number
   readonly retention_seconds: number
+  readonly max_running: number | null
 }
 
 const columns =
-  "id, project_id, name, paused, max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms, backoff_jitter, timeout_ms, retention_seconds, created_at, updated_at"
+  "id, project_id, name, paused, max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms, backoff_jitter, timeout_ms, retention_seconds, max_running, created_at, updated_at"
 
 const settingsColumns = (settings: QueueSettings) => ({
   paused: settings.paused,
@@ -57,7 +60,8 @@ const settingsColumns = (settings: QueueSettings) => ({
   backoff_max_ms: settings.retry_policy.max_delay_ms,
   backoff_jitter: settings.retry_policy.jitter,
   timeout_ms: settings.timeout_ms,
-  retention_seconds: settings.retention_seconds
+  retention_seconds: settings.retention_seconds,
+  max_running: settings.max_running
 })
 
 export class QueuesRepo extends Context.Service<QueuesRepo, {
