@@ -12,6 +12,7 @@ import { HealthHttp } from "./Health/Http.ts"
 import { ReadinessProbe } from "./Health/Readiness.ts"
 import { Api } from "./Http/Api.ts"
 import { EnvelopeMiddleware } from "./Http/Envelope.ts"
+import { resolveRequestId } from "./Http/RequestId.ts"
 import { RequestValidationLive } from "./Http/RequestValidation.ts"
 import { JobsHttp } from "./Jobs/Http.ts"
 import { Jobs } from "./Jobs/Jobs.ts"
@@ -71,12 +72,6 @@ export const RoutesLive = Layer.mergeAll(
   EnvelopeMiddleware
 )
 
-const starting = JSON.stringify({
-  _tag: "ServiceUnavailable",
-  code: "ServiceUnavailable",
-  message: "starting up or shutting down",
-  requestId: null
-})
 
 /**
  * A Node server that answers 503 whenever the application's handler is not
@@ -85,10 +80,22 @@ const starting = JSON.stringify({
  */
 export const makeNodeServer = (): Server => {
   const server = createServer()
-  const fallback = (_request: IncomingMessage, response: ServerResponse) => {
+  const fallback = (request: IncomingMessage, response: ServerResponse) => {
     if (server.listenerCount("request") > 1) return
-    response.writeHead(503, { "content-type": "application/json", "retry-after": "1", connection: "close" })
-    response.end(starting)
+    const header = request.headers["x-request-id"]
+    const requestId = resolveRequestId(typeof header === "string" ? header : undefined)
+    response.writeHead(503, {
+      "content-type": "application/json",
+      "retry-after": "1",
+      "x-request-id": requestId,
+      connection: "close"
+    })
+    response.end(JSON.stringify({
+      _tag: "ServiceUnavailable",
+      code: "ServiceUnavailable",
+      message: "starting up or shutting down",
+      requestId
+    }))
   }
   server.on("request", fallback)
   return server

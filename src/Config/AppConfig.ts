@@ -18,7 +18,6 @@ export interface AppConfigShape {
   readonly adminApiKey: Option.Option<Redacted.Redacted>
   readonly maxBodyBytes: number
   readonly maxPayloadBytes: number
-  readonly maxBatchSize: number
   readonly shutdownGraceMs: number
   /** `api` serves HTTP only, `worker` runs the engine only, `all` does both. */
   readonly role: "all" | "api" | "worker"
@@ -42,7 +41,6 @@ export const appConfig = Config.all({
   adminApiKey: Config.option(Config.Redacted("FOREMAN_ADMIN_API_KEY")),
   maxBodyBytes: Config.Int("FOREMAN_MAX_BODY_BYTES").pipe(Config.withDefault(4 * 1024 * 1024)),
   maxPayloadBytes: Config.Int("FOREMAN_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
-  maxBatchSize: Config.Int("FOREMAN_MAX_BATCH_SIZE").pipe(Config.withDefault(1000)),
   shutdownGraceMs: Config.Int("FOREMAN_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
   role: Config.Literals(["all", "api", "worker"], "FOREMAN_ROLE").pipe(Config.withDefault("all" as const)),
   workerConcurrency: Config.Int("FOREMAN_WORKER_CONCURRENCY").pipe(Config.withDefault(50)),

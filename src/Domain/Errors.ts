@@ -42,7 +42,3 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
   message: Schema.String
 }, { httpApiStatus: 409 }) {}
-
-export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()("ServiceUnavailable", {
-  message: Schema.String
-}, { httpApiStatus: 503 }) {}

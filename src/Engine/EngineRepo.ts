@@ -133,18 +133,20 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             WHERE l.room IS NULL OR c.rn <= l.room
           ),
           claimed AS (
+            -- ANY(ARRAY(...)) keeps the update on the primary-key index; a join here lets the
+            -- planner pick a sequential scan of the whole table.
             UPDATE jobs j
             SET state = 'running', attempt = j.attempt + 1, lease_token = gen_random_uuid(),
                 lease_expires_at = least(now() + ${request.leaseMs} * interval '1 millisecond',
                                          now() + j.timeout_ms * interval '1 millisecond'),
                 started_at = now(), worker_id = ${request.workerId}, progress = NULL, updated_at = now()
-            FROM allowed a
-            WHERE j.id = a.id
-            RETURNING j.*, a.state AS from_state
+            WHERE j.id = ANY(ARRAY(SELECT a.id FROM allowed a))
+            RETURNING j.*
           ),
           events AS (
             INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
-            SELECT c.id, c.project_id, 'started', c.from_state, 'running', c.attempt, ${request.actor} FROM claimed c
+            SELECT c.id, c.project_id, 'started', a.state, 'running', c.attempt, ${request.actor}
+            FROM claimed c JOIN allowed a ON a.id = c.id
           )
           SELECT ${sql.literal(claimedColumns)}
           FROM claimed c JOIN queues q ON q.project_id = c.project_id AND q.name = c.queue
@@ -164,7 +166,8 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(),
                 lease_token = NULL, lease_expires_at = NULL
             FROM input i
-            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+            WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
+              AND j.state = 'running'
             RETURNING j.id, j.project_id, j.attempt
           ),
           events AS (
@@ -190,7 +193,8 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                 finished_at = CASE WHEN i.delay_ms IS NULL THEN now() ELSE NULL END,
                 last_error = i.error, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
             FROM input i
-            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+            WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
+              AND j.state = 'running'
             RETURNING j.id, j.project_id, j.attempt, j.state, j.run_at, i.error
           ),
           events AS (
@@ -213,7 +217,8 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                                        j.started_at + j.timeout_ms * interval '1 millisecond'),
               progress = coalesce(${progress === undefined ? null : JSON.stringify(progress)}::jsonb, j.progress)
           FROM input i
-          WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running' AND j.lease_expires_at > now()
+          WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
+            AND j.state = 'running' AND j.lease_expires_at > now()
           RETURNING j.id::text AS id, j.lease_expires_at`.pipe(
           Effect.orDie,
           Effect.withSpan("EngineRepo.heartbeat", { attributes: { "foreman.jobs.count": held.length } })
@@ -227,7 +232,8 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             SET state = 'available', attempt = j.attempt - 1, run_at = now(), lease_token = NULL,
                 lease_expires_at = NULL, updated_at = now()
             FROM input i
-            WHERE j.id = i.id AND j.lease_token = i.token AND j.state = 'running'
+            WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
+              AND j.state = 'running'
             RETURNING j.id, j.project_id, j.attempt
           ),
           events AS (

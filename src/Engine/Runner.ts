@@ -99,9 +99,13 @@ export class Runner extends Context.Service<Runner, {
       }
 
       const claimLoop = Effect.gen(function*() {
+        // Claim in batches: with work in flight, wait until at least half the
+        // slots are free, so a stream of completions does not turn into a
+        // stream of one-job claims.
+        const threshold = Math.max(1, Math.min(config.claimBatchSize, Math.floor(config.workerConcurrency / 2)))
         while (!stopping) {
           const free = config.workerConcurrency - running.size
-          if (free > 0) {
+          if (free >= threshold || (free > 0 && running.size === 0)) {
             const limit = Math.min(free, config.claimBatchSize)
             const jobs = yield* repo.claim({
               limit,

@@ -76,11 +76,13 @@ export class Jobs extends Context.Service<Jobs, {
       const config = yield* AppConfig
       const engine = yield* EngineRepo
 
-      const prepare = (item: EnqueueJob, index: number, now: number): Effect.Effect<NewJob, EnqueueError> => {
-        const where = (field: string) => ["payload", "jobs", index, field]
+      /** `index` is the item's place in a batch, `undefined` for the single-job endpoint. */
+      const prepare = (item: EnqueueJob, index: number | undefined, now: number): Effect.Effect<NewJob, EnqueueError> => {
+        const where = (field: string) => index === undefined ? ["payload", field] : ["payload", "jobs", index, field]
+        const label = index === undefined ? "job" : `job ${index}`
         if (Buffer.byteLength(JSON.stringify(item.payload), "utf8") > config.maxPayloadBytes) {
           return Effect.fail(
-            new PayloadTooLarge({ message: `job ${index}: payload exceeds ${config.maxPayloadBytes} bytes` })
+            new PayloadTooLarge({ message: `${label}: payload exceeds ${config.maxPayloadBytes} bytes` })
           )
         }
         if (item.run_at !== undefined && item.delay_ms !== undefined) {
@@ -92,7 +94,7 @@ export class Jobs extends Context.Service<Jobs, {
           )
         }
         if (item.run_at !== undefined && item.run_at.getTime() > now + maxScheduleAheadMs) {
-          return Effect.fail(new Unprocessable({ message: `job ${index}: run_at is more than 365 days ahead` }))
+          return Effect.fail(new Unprocessable({ message: `${label}: run_at is more than 365 days ahead` }))
         }
         return Effect.succeed({
           id: newId(),
@@ -111,7 +113,12 @@ export class Jobs extends Context.Service<Jobs, {
       }
 
       /** Inserts what it can in one statement, then explains every row that was not inserted. */
-      const reconcile = Effect.fnUntraced(function*(projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string) {
+      const reconcile = Effect.fnUntraced(function*(
+        projectId: ProjectId,
+        batch: ReadonlyArray<NewJob>,
+        actor: string,
+        single: boolean
+      ) {
         const inserted = yield* repo.insertMany(projectId, batch, actor)
         // Delivered at commit: idle workers wake as soon as the jobs are visible.
         if (inserted.some((row) => row.job.state === "available")) yield* engine.notifyAvailable([projectId])
@@ -122,6 +129,7 @@ export class Jobs extends Context.Service<Jobs, {
         const byKey = new Map(existing.map((row) => [row.job.idempotency_key, row]))
         const result: Array<Job> = []
         for (const [index, job] of batch.entries()) {
+          const label = single ? "job" : `job ${index}`
           const fresh = byId.get(job.id)
           if (fresh !== undefined) {
             result.push(fresh.job)
@@ -129,11 +137,11 @@ export class Jobs extends Context.Service<Jobs, {
           }
           const prior = job.idempotency_key === null ? undefined : byKey.get(job.idempotency_key)
           if (prior === undefined) {
-            return yield* new Unprocessable({ message: `job ${index}: queue '${job.queue}' does not exist` })
+            return yield* new Unprocessable({ message: `${label}: queue '${job.queue}' does not exist` })
           }
           if (prior.requestHash !== job.request_hash) {
             return yield* new Conflict({
-              message: `job ${index}: idempotency key '${job.idempotency_key}' was used with a different request`
+              message: `${label}: idempotency key '${job.idempotency_key}' was used with a different request`
             })
           }
           result.push(prior.job)
@@ -141,23 +149,22 @@ export class Jobs extends Context.Service<Jobs, {
         return result
       })
 
-      const enqueueBatch = Effect.fn("Jobs.enqueueBatch")(function*(
+      const enqueueMany = Effect.fn("Jobs.enqueueBatch")(function*(
         projectId: ProjectId,
-        items: ReadonlyArray<EnqueueJob>
+        items: ReadonlyArray<EnqueueJob>,
+        asBatch: boolean
       ) {
         yield* projects.access(projectId, "jobs:enqueue")
         const actor = actorOf(yield* CurrentPrincipal)
-        if (items.length > config.maxBatchSize) {
-          return yield* new PayloadTooLarge({ message: `a batch holds at most ${config.maxBatchSize} jobs` })
-        }
         const now = Date.now()
-        const batch = yield* Effect.forEach(items, (item, index) => prepare(item, index, now))
+        const single = items.length === 1 && !asBatch
+        const batch = yield* Effect.forEach(items, (item, index) => prepare(item, single ? undefined : index, now))
         yield* Effect.annotateCurrentSpan({ "foreman.jobs.count": batch.length })
-        return yield* sql.withTransaction(reconcile(projectId, batch, actor)).pipe(Effect.catchTag("SqlError", Effect.die))
+        return yield* sql.withTransaction(reconcile(projectId, batch, actor, single)).pipe(Effect.catchTag("SqlError", Effect.die))
       })
 
       const enqueue = Effect.fn("Jobs.enqueue")(function*(projectId: ProjectId, item: EnqueueJob) {
-        const [job] = yield* enqueueBatch(projectId, [item])
+        const [job] = yield* enqueueMany(projectId, [item], false)
         if (job === undefined) return yield* Effect.die(new Error("enqueue returned no job"))
         return job
       })
@@ -221,6 +228,8 @@ export class Jobs extends Context.Service<Jobs, {
         }
         return toPage(rows, limit, (event) => event.id)
       })
+
+      const enqueueBatch = (projectId: ProjectId, items: ReadonlyArray<EnqueueJob>) => enqueueMany(projectId, items, true)
 
       return Jobs.of({ enqueue, enqueueBatch, get, list, cancel, retry, events })
     })

@@ -107,7 +107,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           WITH inserted AS (
             INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
                               retry_policy, idempotency_key, request_hash)
-            SELECT x.id, q.project_id, q.name, x.kind, x.payload, x.priority,
+            SELECT x.id, q.project_id, q.name, x.kind, coalesce(x.payload, 'null'::jsonb), x.priority,
                    CASE WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
                    t.run_at, t.max_attempts, coalesce(x.timeout_ms, q.timeout_ms),
                    CASE WHEN x.retry_policy IS NULL THEN NULL ELSE jsonb_build_object(

@@ -22,16 +22,19 @@ export const splitStatements = (script: string): Array<string> => {
       const end = script.indexOf("*/", i + 2)
       i = end === -1 ? script.length : end + 2
     } else if (ch === "'" || ch === "\"") {
+      // E'...' strings allow backslash escapes, so \' does not end them.
+      const escapes = ch === "'" && (script[i - 1] === "E" || script[i - 1] === "e")
       let j = i + 1
       while (j < script.length) {
-        if (script[j] === ch) {
+        if (escapes && script[j] === "\\") j += 2
+        else if (script[j] === ch) {
           if (script[j + 1] === ch) j += 2
           else break
         } else j++
       }
       i = j + 1
     } else if (ch === "$") {
-      const match = /^\$[A-Za-z_]*\$/.exec(script.slice(i))
+      const match = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(script.slice(i))
       if (match) {
         const tag = match[0]
         const end = script.indexOf(tag, i + tag.length)
