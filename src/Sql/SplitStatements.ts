@@ -19,8 +19,18 @@ export const splitStatements = (script: string): Array<string> => {
       const eol = script.indexOf("\n", i)
       i = eol === -1 ? script.length : eol + 1
     } else if (ch === "/" && next === "*") {
-      const end = script.indexOf("*/", i + 2)
-      i = end === -1 ? script.length : end + 2
+      // PostgreSQL block comments nest.
+      let depth = 1
+      i += 2
+      while (i < script.length && depth > 0) {
+        if (script[i] === "/" && script[i + 1] === "*") {
+          depth++
+          i += 2
+        } else if (script[i] === "*" && script[i + 1] === "/") {
+          depth--
+          i += 2
+        } else i++
+      }
     } else if (ch === "'" || ch === "\"") {
       // E'...' strings allow backslash escapes, so \' does not end them.
       const escapes = ch === "'" && (script[i - 1] === "E" || script[i - 1] === "e")
@@ -50,4 +60,4 @@ export const splitStatements = (script: string): Array<string> => {
   return statements
 }
 
-const stripComments = (text: string) => text.replace(/--[^\n]*/g, "").replace(/\/\*[\s\S]*?\*\//g, "")
+const stripComments = (text: string) => text.replace(/--[^\n]*/g, "").replace(/\/\*[\s\S]*\*\//g, "")

@@ -185,7 +185,10 @@ export class Workers extends Context.Service<Workers, {
         yield* projects.access(projectId, "jobs:work")
         const job = yield* requireJob(projectId, jobId)
         const queue = yield* queues.find(projectId, job.queue)
-        const policy = job.retry_policy ?? queue?.retry_policy
+        // As the claim and the reaper do: a job without its own policy takes the queue's backoff
+        // but keeps its own max_attempts (which may have been set per job at enqueue).
+        const policy = job.retry_policy ??
+          (queue === undefined ? undefined : { ...queue.retry_policy, max_attempts: job.max_attempts })
         if (policy === undefined) return yield* jobNotFound()
         const failure = yield* failureFor(
           {
