@@ -8,7 +8,7 @@ import { ApiKeysRepo } from "./ApiKeys/ApiKeysRepo.ts"
 import { ApiKeysHttp } from "./ApiKeys/Http.ts"
 import { AuthenticationLive } from "./Auth/Http.ts"
 import { AppConfig } from "./Config/AppConfig.ts"
-import { HealthHttp } from "./Health/Http.ts"
+import { HealthHttp, ProbesApi, ProbesHttp } from "./Health/Http.ts"
 import { ReadinessProbe } from "./Health/Readiness.ts"
 import { Api } from "./Http/Api.ts"
 import { EnvelopeMiddleware } from "./Http/Envelope.ts"
@@ -72,6 +72,12 @@ export const RoutesLive = Layer.mergeAll(
   EnvelopeMiddleware
 )
 
+/** A worker-only instance answers probes and nothing else: the public API is not exposed. */
+const ProbeRoutesLive = Layer.mergeAll(
+  HttpApiBuilder.layer(ProbesApi).pipe(Layer.provide(ProbesHttp)),
+  EnvelopeMiddleware
+)
+
 
 /**
  * A Node server that answers 503 whenever the application's handler is not
@@ -109,7 +115,7 @@ export const makeNodeServer = (): Server => {
 export const HttpLive = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    return HttpRouter.serve(RoutesLive).pipe(
+    return HttpRouter.serve(config.role === "worker" ? ProbeRoutesLive : RoutesLive).pipe(
       Layer.provideMerge(NodeHttpServer.layer(makeNodeServer, { port: config.port, host: config.host }))
     )
   })

@@ -19,7 +19,7 @@ export interface AppConfigShape {
   readonly maxBodyBytes: number
   readonly maxPayloadBytes: number
   readonly shutdownGraceMs: number
-  /** `api` serves HTTP only, `worker` runs the engine only, `all` does both. */
+  /** `api` serves the HTTP API without the engine; `worker` runs the engine and serves only the probes; `all` does both. */
   readonly role: "all" | "api" | "worker"
   readonly workerConcurrency: number
   readonly claimBatchSize: number

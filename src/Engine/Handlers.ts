@@ -71,7 +71,9 @@ export class Handlers extends Context.Service<Handlers, {
           storedBodyBytes: 4096
         })]
       ])
-      for (const specifier of config.handlerModules) {
+      // An API-only instance runs no jobs, so a broken module must not stop it.
+      const modules = config.role === "api" ? [] : config.handlerModules
+      for (const specifier of modules) {
         for (const [kind, handler] of yield* Effect.orDie(loadModule(specifier))) registry.set(kind, handler)
       }
       yield* Effect.logInfo("in-process handlers loaded").pipe(Effect.annotateLogs({ kinds: [...registry.keys()] }))

@@ -23,7 +23,10 @@ export interface HttpKindOptions {
   readonly storedBodyBytes: number
 }
 
-/** Loopback, private, link-local (cloud metadata lives there), CGNAT, multicast and reserved ranges. */
+/**
+ * Loopback, private, link-local (cloud metadata lives there), CGNAT, documentation,
+ * multicast and reserved ranges, and IPv6 prefixes that translate to IPv4.
+ */
 const refusedRanges: ReadonlyArray<readonly [string, number, "ipv4" | "ipv6"]> = [
   ["0.0.0.0", 8, "ipv4"],
   ["10.0.0.0", 8, "ipv4"],
@@ -34,10 +37,19 @@ const refusedRanges: ReadonlyArray<readonly [string, number, "ipv4" | "ipv6"]> =
   ["192.0.0.0", 24, "ipv4"],
   ["192.168.0.0", 16, "ipv4"],
   ["198.18.0.0", 15, "ipv4"],
+  ["192.0.2.0", 24, "ipv4"],
+  ["198.51.100.0", 24, "ipv4"],
+  ["203.0.113.0", 24, "ipv4"],
   ["224.0.0.0", 4, "ipv4"],
   ["240.0.0.0", 4, "ipv4"],
   ["::", 128, "ipv6"],
   ["::1", 128, "ipv6"],
+  // IPv4-compatible, NAT64 and 6to4 addresses can reach IPv4 space through a translator.
+  ["::", 96, "ipv6"],
+  ["64:ff9b::", 96, "ipv6"],
+  ["64:ff9b:1::", 48, "ipv6"],
+  ["2002::", 16, "ipv6"],
+  ["100::", 64, "ipv6"],
   ["fc00::", 7, "ipv6"],
   ["fe80::", 10, "ipv6"],
   ["ff00::", 8, "ipv6"]
@@ -112,7 +124,8 @@ export const makeHttpHandler = (options: HttpKindOptions): Handler => {
     new Promise<HttpOutcome>((resolve, reject) => {
       const body = payload.body === undefined ? undefined : typeof payload.body === "string" ? payload.body : JSON.stringify(payload.body)
       const headers: Record<string, string> = { ...payload.headers }
-      if (body !== undefined && headers["content-type"] === undefined) headers["content-type"] = "application/json"
+      const hasContentType = Object.keys(headers).some((name) => name.toLowerCase() === "content-type")
+      if (body !== undefined && !hasContentType) headers["content-type"] = "application/json"
       const client = url.protocol === "https:" ? https : http
       const request = client.request(url, { method: payload.method ?? "GET", headers, lookup, signal, agent: false })
       const connectTimer = setTimeout(

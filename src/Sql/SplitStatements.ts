@@ -8,13 +8,18 @@ export const splitStatements = (script: string): Array<string> => {
   const statements: Array<string> = []
   let start = 0
   let i = 0
+  // Whether the current statement has anything but comments and white space.
+  let hasCode = false
   const push = (end: number) => {
-    const text = script.slice(start, end).trim()
-    if (stripComments(text).trim().length > 0) statements.push(text)
+    if (hasCode) statements.push(script.slice(start, end).trim())
+    hasCode = false
   }
   while (i < script.length) {
     const ch = script[i]
     const next = script[i + 1]
+    if (ch !== undefined && ch !== ";" && !/\s/.test(ch) && !(ch === "-" && next === "-") && !(ch === "/" && next === "*")) {
+      hasCode = true
+    }
     if (ch === "-" && next === "-") {
       const eol = script.indexOf("\n", i)
       i = eol === -1 ? script.length : eol + 1
@@ -59,5 +64,3 @@ export const splitStatements = (script: string): Array<string> => {
   push(script.length)
   return statements
 }
-
-const stripComments = (text: string) => text.replace(/--[^\n]*/g, "").replace(/\/\*[\s\S]*\*\//g, "")
