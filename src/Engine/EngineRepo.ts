@@ -101,22 +101,36 @@ export class EngineRepo extends Context.Service<EngineRepo, {
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
 
+      // Capped queues are locked in a statement of their own, before the claim. A statement's
+      // snapshot is taken when it starts, so a lock taken inside the claim statement could be
+      // granted after another claimer committed and released it, with a snapshot that misses
+      // the jobs that claimer just started: both would see room for the same slot.
+      // The claim then uses statement_timestamp(), not now() (the transaction's start, before
+      // the lock was taken), so its times agree with what its snapshot saw.
+      const lockCappedQueues = (projectId: ProjectId | null) =>
+        sql<{ readonly id: string }>`
+          SELECT q.id::text AS id FROM queues q
+          WHERE q.max_running IS NOT NULL AND NOT q.paused
+            ${projectId === null ? sql`` : sql`AND q.project_id = ${projectId}`}
+            AND pg_try_advisory_xact_lock(${queueLockSpace}, hashtext(q.id::text))`.pipe(
+          Effect.map((rows) => rows.map((row) => row.id))
+        )
+
       const claim = (request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>> =>
-        request.limit <= 0 || (request.kinds !== null && request.kinds.length === 0) ? Effect.succeed([]) : sql`
+        request.limit <= 0 || (request.kinds !== null && request.kinds.length === 0) ? Effect.succeed([]) : sql.withTransaction(
+          Effect.flatMap(lockCappedQueues(request.projectId), (locked) => sql`
           WITH limited AS (
             SELECT q.project_id, q.name,
                    q.max_running - (SELECT count(*) FROM jobs r
                                     WHERE r.project_id = q.project_id AND r.queue = q.name AND r.state = 'running') AS room
             FROM queues q
-            WHERE q.max_running IS NOT NULL AND NOT q.paused
-              ${request.projectId === null ? sql`` : sql`AND q.project_id = ${request.projectId}`}
-              AND pg_try_advisory_xact_lock(${queueLockSpace}, hashtext(q.id::text))
+            WHERE ${locked.length === 0 ? sql.literal("FALSE") : sql`q.id IN ${sql.in(locked)}`}
           ),
           candidates AS (
             SELECT j.id, j.project_id, j.queue, j.priority, j.run_at, j.state
             FROM jobs j
             JOIN queues q ON q.project_id = j.project_id AND q.name = j.queue
-            WHERE j.state IN ('available', 'scheduled', 'retrying') AND j.run_at <= now() AND NOT q.paused
+            WHERE j.state IN ('available', 'scheduled', 'retrying') AND j.run_at <= statement_timestamp() AND NOT q.paused
               ${request.kinds === null ? sql`` : sql`AND j.kind IN ${sql.in(request.kinds)}`}
               ${request.projectId === null ? sql`` : sql`AND j.project_id = ${request.projectId}`}
               AND (q.max_running IS NULL OR EXISTS (
@@ -137,20 +151,21 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             -- planner pick a sequential scan of the whole table.
             UPDATE jobs j
             SET state = 'running', attempt = j.attempt + 1, lease_token = gen_random_uuid(),
-                lease_expires_at = least(now() + ${request.leaseMs} * interval '1 millisecond',
-                                         now() + j.timeout_ms * interval '1 millisecond'),
-                started_at = now(), worker_id = ${request.workerId}, progress = NULL, updated_at = now()
+                lease_expires_at = least(statement_timestamp() + ${request.leaseMs} * interval '1 millisecond',
+                                         statement_timestamp() + j.timeout_ms * interval '1 millisecond'),
+                started_at = statement_timestamp(), worker_id = ${request.workerId}, progress = NULL, updated_at = statement_timestamp()
             WHERE j.id = ANY(ARRAY(SELECT a.id FROM allowed a))
             RETURNING j.*
           ),
           events AS (
-            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
-            SELECT c.id, c.project_id, 'started', a.state, 'running', c.attempt, ${request.actor}
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, at)
+            SELECT c.id, c.project_id, 'started', a.state, 'running', c.attempt, ${request.actor}, statement_timestamp()
             FROM claimed c JOIN allowed a ON a.id = c.id
           )
           SELECT ${sql.literal(claimedColumns)}
           FROM claimed c JOIN queues q ON q.project_id = c.project_id AND q.name = c.queue
-          ORDER BY c.priority, c.run_at, c.id`.pipe(
+          ORDER BY c.priority, c.run_at, c.id`)
+        ).pipe(
           Effect.flatMap(decodeClaimed),
           Effect.orDie,
           Effect.withSpan("EngineRepo.claim", { attributes: { "foreman.claim.limit": request.limit } })

@@ -11,12 +11,50 @@ interface Slot {
   fiber: Fiber.Fiber<void> | undefined
 }
 
+/** A string `jsonb` accepts: NUL characters and lone surrogates (a string cut mid-pair) become U+FFFD. */
+const storableString = (text: string): string => text.replaceAll("\u0000", "\uFFFD").toWellFormed()
+
+const storableStrings = (json: unknown): unknown => {
+  if (typeof json === "string") return storableString(json)
+  if (Array.isArray(json)) return json.map(storableStrings)
+  if (typeof json === "object" && json !== null) {
+    return Object.fromEntries(Object.entries(json).map(([key, item]) => [storableString(key), storableStrings(item)]))
+  }
+  return json
+}
+
+/**
+ * `value` as plain JSON that PostgreSQL `jsonb` accepts: NUL characters and
+ * lone surrogates (which `jsonb` refuses) become U+FFFD. Throws when `value`
+ * has no JSON form (a BigInt, a cycle). Without this, one such result or
+ * error fails the whole batch write.
+ */
+export const toStorableJson = (value: unknown): unknown => {
+  const text = JSON.stringify(value ?? null)
+  return text === undefined ? null : storableStrings(JSON.parse(text))
+}
+
+/** Error details as storable JSON; details with no JSON form are left out rather than failing the write. */
+const storableDetails = (details: unknown): unknown => {
+  if (details === undefined) return undefined
+  try {
+    return toStorableJson(details)
+  } catch {
+    return undefined
+  }
+}
+
 /** Turns a failed attempt into the failure row: backoff delay, or `null` for dead. */
 export const failureFor = Effect.fnUntraced(function*(
   job: Pick<ClaimedJob, "id" | "lease_token" | "attempt" | "max_attempts" | "retry_policy">,
   failure: HandlerFailure
 ) {
-  const error = { message: failure.message, retryable: failure.retryable, ...(failure.details === undefined ? {} : { details: failure.details }) }
+  const details = storableDetails(failure.details)
+  const error = {
+    message: storableString(failure.message),
+    retryable: failure.retryable,
+    ...(details === undefined ? {} : { details })
+  }
   if (!failure.retryable || job.attempt >= job.max_attempts) {
     return { id: job.id, token: job.lease_token, error, delay_ms: null } satisfies Failure
   }
@@ -81,7 +119,17 @@ export class Runner extends Context.Service<Runner, {
           Effect.exit,
           Effect.flatMap((exit) => {
             if (Exit.isSuccess(exit)) {
-              return Queue.offer(completions, { id: job.id, token: job.lease_token, result: exit.value ?? null })
+              let result: unknown
+              try {
+                result = toStorableJson(exit.value)
+              } catch (error) {
+                const message = `handler result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
+                return Effect.flatMap(
+                  failureFor(job, new HandlerFailure({ message, retryable: false })),
+                  (row) => Queue.offer(failures, row)
+                )
+              }
+              return Queue.offer(completions, { id: job.id, token: job.lease_token, result })
             }
             if (Cause.hasInterruptsOnly(exit.cause)) return Effect.void
             const failure = Option.getOrElse(
@@ -129,11 +177,31 @@ export class Runner extends Context.Service<Runner, {
         Effect.repeat({ while: () => !stopping })
       )
 
-      const flusher = <A>(queue: Queue.Queue<A>, write: (batch: ReadonlyArray<A>) => Effect.Effect<unknown>) =>
+      // A failed write (a dropped connection, a row the database refuses) must not end the
+      // flusher, or no attempt of this instance would ever be recorded again. The batch is
+      // retried row by row; a row that still fails is logged and left to the reaper, which
+      // reclaims the job when its lease expires.
+      const flusher = <A extends { readonly id: string }>(
+        what: string,
+        queue: Queue.Queue<A>,
+        write: (batch: ReadonlyArray<A>) => Effect.Effect<unknown>
+      ) =>
         Effect.forever(Effect.gen(function*() {
           const batch = yield* Queue.takeBetween(queue, 1, 1000)
           flushing++
-          yield* write(batch).pipe(Effect.ensuring(Effect.sync(() => flushing--)))
+          yield* Effect.suspend(() => write(batch)).pipe(
+            Effect.catchCause(() =>
+              Effect.forEach(batch, (row) =>
+                Effect.suspend(() => write([row])).pipe(
+                  Effect.catchCause((cause) =>
+                    Effect.logError(`could not record a job ${what}; the reaper will reclaim it`, cause).pipe(
+                      Effect.annotateLogs({ job: row.id })
+                    )
+                  )
+                ), { discard: true })
+            ),
+            Effect.ensuring(Effect.sync(() => flushing--))
+          )
         }))
 
       const heartbeat = Effect.gen(function*() {
@@ -163,8 +231,8 @@ export class Runner extends Context.Service<Runner, {
         }
       }).pipe(Effect.scoped)
 
-      yield* flusher(completions, (batch) => repo.complete(batch, actor)).pipe(Effect.forkScoped)
-      yield* flusher(failures, (batch) => repo.fail(batch, actor, "failed")).pipe(Effect.forkScoped)
+      yield* flusher("completion", completions, (batch) => repo.complete(batch, actor)).pipe(Effect.forkScoped)
+      yield* flusher("failure", failures, (batch) => repo.fail(batch, actor, "failed")).pipe(Effect.forkScoped)
       yield* signals.pipe(Effect.forkScoped)
       yield* heartbeat.pipe(Effect.forkScoped)
       const loopFiber = yield* claimLoop.pipe(Effect.forkScoped)
