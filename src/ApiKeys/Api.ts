@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { ShortText } from "../Domain/Json.ts"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../Auth/Api.ts"
 import { Forbidden, NotFound, ValidationError } from "../Domain/Errors.ts"
@@ -24,7 +25,7 @@ export const CreatedApiKey = Schema.Struct({
 }).annotate({ identifier: "CreatedApiKey" })
 
 export const CreateApiKey = Schema.Struct({
-  name: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)),
+  name: ShortText,
   role: ProjectRole
 }).annotate({ identifier: "CreateApiKey" })
 

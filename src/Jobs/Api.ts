@@ -3,6 +3,7 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../Auth/Api.ts"
 import { Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, ValidationError } from "../Domain/Errors.ts"
 import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
+import { ShortText, StorableJson } from "../Domain/Json.ts"
 import { Page, PageQuery } from "../Domain/Pagination.ts"
 import { MaxAttempts, RetryPolicy, RetryPolicyPatch, TimeoutMs } from "../Queues/Api.ts"
 
@@ -56,7 +57,7 @@ export const maxScheduleAheadMs = 365 * 24 * 3600 * 1000
 export const EnqueueJob = Schema.Struct({
   queue: QueueName,
   kind: JobKind,
-  payload: Schema.Json,
+  payload: StorableJson,
   priority: Schema.optionalKey(Priority),
   run_at: Schema.optionalKey(Schema.Date),
   delay_ms: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: maxScheduleAheadMs }))),
@@ -64,7 +65,7 @@ export const EnqueueJob = Schema.Struct({
   /** Overrides the queue's policy for this job; fields left out come from the queue. */
   retry_policy: Schema.optionalKey(RetryPolicyPatch),
   timeout_ms: Schema.optionalKey(TimeoutMs),
-  idempotency_key: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)))
+  idempotency_key: Schema.optionalKey(ShortText)
 }).annotate({ identifier: "EnqueueJob" })
 export type EnqueueJob = typeof EnqueueJob.Type
 

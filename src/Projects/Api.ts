@@ -1,11 +1,12 @@
 import { Schema } from "effect"
+import { ShortText } from "../Domain/Json.ts"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../Auth/Api.ts"
 import { Forbidden, NotFound, ValidationError } from "../Domain/Errors.ts"
 import { ProjectId } from "../Domain/Ids.ts"
 import { Page, PageQuery } from "../Domain/Pagination.ts"
 
-export const ProjectName = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200))
+export const ProjectName = ShortText
 
 export const Project = Schema.Struct({
   id: ProjectId,

@@ -1,8 +1,9 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../Auth/Api.ts"
-import { Conflict, Forbidden, NotFound, ValidationError } from "../Domain/Errors.ts"
+import { Forbidden, NotFound, ValidationError } from "../Domain/Errors.ts"
 import { JobId, ProjectId, QueueName, WorkerId } from "../Domain/Ids.ts"
+import { ShortText, StorableJson, storableText } from "../Domain/Json.ts"
 import { Page, PageQuery } from "../Domain/Pagination.ts"
 import { Job, JobKind } from "../Jobs/Api.ts"
 
@@ -17,7 +18,7 @@ export const Worker = Schema.Struct({
 export type Worker = typeof Worker.Type
 
 export const RegisterWorker = Schema.Struct({
-  name: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200)),
+  name: ShortText,
   kinds: Schema.Array(JobKind).check(Schema.isMinLength(1), Schema.isMaxLength(100))
 }).annotate({ identifier: "RegisterWorker" })
 
@@ -49,19 +50,19 @@ const LeaseToken = Schema.String.check(Schema.isUUID(undefined, { message: "must
 export const Heartbeat = Schema.Struct({
   lease_token: LeaseToken,
   lease_ms: Schema.optionalKey(LeaseMs),
-  progress: Schema.optionalKey(Schema.Json)
+  progress: Schema.optionalKey(StorableJson)
 }).annotate({ identifier: "Heartbeat" })
 
 export const Complete = Schema.Struct({
   lease_token: LeaseToken,
-  result: Schema.optionalKey(Schema.Json)
+  result: Schema.optionalKey(StorableJson)
 }).annotate({ identifier: "Complete" })
 
 export const Fail = Schema.Struct({
   lease_token: LeaseToken,
   error: Schema.Struct({
-    message: Schema.String.check(Schema.isMaxLength(10_000)),
-    details: Schema.optionalKey(Schema.Json)
+    message: Schema.String.check(Schema.isMaxLength(10_000), Schema.makeFilter((text) => storableText(text))),
+    details: Schema.optionalKey(StorableJson)
   }),
   /** `false` sends the job straight to `dead`. */
   retryable: Schema.optionalKey(Schema.Boolean),
@@ -117,7 +118,7 @@ export class WorkersApi extends HttpApiGroup.make("workers")
       params: jobParams,
       payload: Fail,
       success: Job,
-      error: [NotFound, Forbidden, LeaseLost, Conflict]
+      error: [NotFound, Forbidden, LeaseLost]
     })
   )
   .middleware(Authentication)
