@@ -32,6 +32,12 @@ export interface ClaimRequest {
   readonly workerId: string | null
   readonly leaseMs: number
   readonly actor: string
+  /**
+   * Whether queues with `max_running` are claimed from. They need a transaction
+   * and a per-queue lock; without them the claim is a single statement that
+   * skips capped queues.
+   */
+  readonly includeCapped: boolean
 }
 
 export interface Completion {
@@ -93,6 +99,8 @@ export class EngineRepo extends Context.Service<EngineRepo, {
   expiredLeases(limit: number): Effect.Effect<ReadonlyArray<ExpiredLease>>
   promoteDue(limit: number): Effect.Effect<number>
   pruneFinished(limit: number): Effect.Effect<number>
+  /** Whether any unpaused queue has a `max_running` cap (cheap; polled by the engine). */
+  readonly hasCappedQueues: Effect.Effect<boolean>
   notifyAvailable(projectIds: ReadonlyArray<string>): Effect.Effect<void>
   notifyCancelled(jobId: string): Effect.Effect<void>
 }>()("foreman/EngineRepo") {
@@ -116,15 +124,15 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           Effect.map((rows) => rows.map((row) => row.id))
         )
 
-      const claim = (request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>> =>
-        request.limit <= 0 || (request.kinds !== null && request.kinds.length === 0) ? Effect.succeed([]) : sql.withTransaction(
-          Effect.flatMap(lockCappedQueues(request.projectId), (locked) => sql`
+      /** `locked`: the capped queues this transaction holds; `null` on the fast path, which skips capped queues. */
+      const claimStatement = (request: ClaimRequest, locked: ReadonlyArray<string> | null) =>
+        sql`
           WITH limited AS (
             SELECT q.project_id, q.name,
                    q.max_running - (SELECT count(*) FROM jobs r
                                     WHERE r.project_id = q.project_id AND r.queue = q.name AND r.state = 'running') AS room
             FROM queues q
-            WHERE ${locked.length === 0 ? sql.literal("FALSE") : sql`q.id IN ${sql.in(locked)}`}
+            WHERE ${locked === null || locked.length === 0 ? sql.literal("FALSE") : sql`q.id IN ${sql.in(locked)}`}
           ),
           candidates AS (
             SELECT j.id, j.project_id, j.queue, j.priority, j.run_at, j.state
@@ -164,7 +172,14 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           )
           SELECT ${sql.literal(claimedColumns)}
           FROM claimed c JOIN queues q ON q.project_id = c.project_id AND q.name = c.queue
-          ORDER BY c.priority, c.run_at, c.id`)
+          ORDER BY c.priority, c.run_at, c.id`
+
+      const claim = (request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>> =>
+        request.limit <= 0 || (request.kinds !== null && request.kinds.length === 0) ? Effect.succeed([]) : (
+          request.includeCapped
+            ? sql.withTransaction(Effect.flatMap(lockCappedQueues(request.projectId), (locked) => claimStatement(request, locked)))
+            // No capped queue in scope: one autocommit statement, where statement_timestamp() is now().
+            : claimStatement(request, null)
         ).pipe(
           Effect.flatMap(decodeClaimed),
           Effect.orDie,
@@ -313,7 +328,8 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             LIMIT ${limit}
             FOR UPDATE OF j SKIP LOCKED
           ),
-          deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING j.id)
+          deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING j.id),
+          events AS (DELETE FROM job_events e WHERE e.job_id IN (SELECT id FROM deleted))
           SELECT count(*)::int AS n FROM deleted`.pipe(
           Effect.map((rows) => rows[0]?.n ?? 0),
           Effect.orDie,
@@ -328,7 +344,14 @@ export class EngineRepo extends Context.Service<EngineRepo, {
       const notifyCancelled = (jobId: string) =>
         sql`SELECT pg_notify('foreman', ${`cancelled:${jobId}`})`.pipe(Effect.asVoid, Effect.orDie)
 
+      const hasCappedQueues = sql<{ readonly capped: boolean }>`
+        SELECT EXISTS (SELECT 1 FROM queues WHERE max_running IS NOT NULL AND NOT paused) AS capped`.pipe(
+        Effect.map((rows) => rows[0]?.capped === true),
+        Effect.orDie
+      )
+
       return EngineRepo.of({
+        hasCappedQueues,
         claim,
         complete,
         fail,

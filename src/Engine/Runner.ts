@@ -94,6 +94,9 @@ export class Runner extends Context.Service<Runner, {
       const failures = yield* Queue.unbounded<Failure>()
       const attemptScope = yield* Scope.fork(scope)
       let stopping = false
+      // Refreshed every poll interval: while no queue is capped, claims skip the
+      // transaction and lock that capped queues need.
+      let cappedQueues = yield* repo.hasCappedQueues
       let flushing = 0
 
       const wake = Queue.offer(kick, undefined)
@@ -140,7 +143,8 @@ export class Runner extends Context.Service<Runner, {
           }),
           Effect.asVoid,
           Effect.ensuring(Effect.suspend(() => {
-            running.delete(job.id)
+            // Only this attempt's slot: the job may already run again here under a newer lease.
+            if (running.get(job.id)?.token === job.lease_token) running.delete(job.id)
             return wake
           }))
         )
@@ -161,7 +165,8 @@ export class Runner extends Context.Service<Runner, {
               projectId: null,
               workerId: null,
               leaseMs: config.leaseMs,
-              actor
+              actor,
+              includeCapped: cappedQueues
             })
             for (const job of jobs) {
               const slot: Slot = { token: job.lease_token, fiber: undefined }
@@ -235,6 +240,12 @@ export class Runner extends Context.Service<Runner, {
       yield* flusher("failure", failures, (batch) => repo.fail(batch, actor, "failed")).pipe(Effect.forkScoped)
       yield* signals.pipe(Effect.forkScoped)
       yield* heartbeat.pipe(Effect.forkScoped)
+      yield* repo.hasCappedQueues.pipe(
+        Effect.tap((capped) => Effect.sync(() => { cappedQueues = capped })),
+        Effect.catchCause((cause) => Effect.logWarning("capped-queue check failed", cause)),
+        Effect.repeat(Schedule.spaced(Duration.millis(config.pollIntervalMs))),
+        Effect.forkScoped
+      )
       const loopFiber = yield* claimLoop.pipe(Effect.forkScoped)
 
       const drained = Effect.gen(function*() {

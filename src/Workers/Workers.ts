@@ -102,6 +102,7 @@ export class Workers extends Context.Service<Workers, {
           projectId,
           workerId,
           leaseMs: options.lease_ms ?? config.leaseMs,
+          includeCapped: true,
           actor: `worker:${workerId} (${actorOf(principal)})`
         }
         const deadline = Date.now() + (options.wait_ms ?? 0)

@@ -391,7 +391,15 @@ layer(
         })
         const claims = yield* Effect.all(
           Array.from({ length: 20 }, (_, i) =>
-            engine.claim({ limit: 1, kinds: ["ext.race"], projectId, workerId: null, leaseMs: 60_000, actor: `race-${i}` })),
+            engine.claim({
+              limit: 1,
+              kinds: ["ext.race"],
+              projectId,
+              workerId: null,
+              leaseMs: 60_000,
+              actor: `race-${i}`,
+              includeCapped: true
+            })),
           { concurrency: "unbounded" }
         )
         const running = yield* viewer.jobs.list({ params: { projectId }, query: { queue: queue.name, state: "running", limit: 100 } })
