@@ -11,3 +11,13 @@ ALTER TABLE job_events DROP CONSTRAINT job_events_job_id_fkey;
 DROP INDEX jobs_project_state_list;
 CREATE INDEX jobs_project_attention ON jobs (project_id, state, id DESC)
   WHERE state IN ('scheduled', 'retrying', 'dead', 'cancelled');
+
+-- Events are read per job (job_events_job); a primary-key index on the
+-- identity column would only cost an insert per event.
+ALTER TABLE job_events DROP CONSTRAINT job_events_pkey;
+
+-- Listing one queue's jobs uses jobs_project_list with a filter; counting a
+-- capped queue's running jobs scans the (small) running set through
+-- jobs_running_lease. Neither justifies an index write on every claim.
+DROP INDEX jobs_project_queue_list;
+DROP INDEX jobs_running_per_queue;

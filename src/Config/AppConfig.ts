@@ -23,6 +23,7 @@ export interface AppConfigShape {
   readonly role: "all" | "api" | "worker"
   readonly workerConcurrency: number
   readonly claimBatchSize: number
+  readonly claimLoops: number
   readonly leaseMs: number
   readonly pollIntervalMs: number
   readonly maintenanceIntervalMs: number
@@ -43,8 +44,9 @@ export const appConfig = Config.all({
   maxPayloadBytes: Config.Int("FOREMAN_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
   shutdownGraceMs: Config.Int("FOREMAN_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
   role: Config.Literals(["all", "api", "worker"], "FOREMAN_ROLE").pipe(Config.withDefault("all" as const)),
-  workerConcurrency: Config.Int("FOREMAN_WORKER_CONCURRENCY").pipe(Config.withDefault(50)),
-  claimBatchSize: Config.Int("FOREMAN_CLAIM_BATCH_SIZE").pipe(Config.withDefault(50)),
+  workerConcurrency: Config.Int("FOREMAN_WORKER_CONCURRENCY").pipe(Config.withDefault(256)),
+  claimBatchSize: Config.Int("FOREMAN_CLAIM_BATCH_SIZE").pipe(Config.withDefault(128)),
+  claimLoops: Config.Int("FOREMAN_CLAIM_LOOPS").pipe(Config.withDefault(2)),
   leaseMs: Config.Int("FOREMAN_LEASE_MS").pipe(Config.withDefault(30_000)),
   pollIntervalMs: Config.Int("FOREMAN_POLL_INTERVAL_MS").pipe(Config.withDefault(1000)),
   maintenanceIntervalMs: Config.Int("FOREMAN_MAINTENANCE_INTERVAL_MS").pipe(Config.withDefault(1000)),

@@ -89,7 +89,8 @@ export class Runner extends Context.Service<Runner, {
       const scope = yield* Scope.Scope
       const actor = `instance:${config.instanceId}`
       const running = new Map<string, Slot>()
-      const kick = yield* Queue.sliding<void>(1)
+      const claimLoops = Math.max(1, Math.min(config.claimLoops, config.workerConcurrency))
+      const kicks = yield* Effect.forEach(Array.from({ length: claimLoops }), () => Queue.sliding<void>(1))
       const completions = yield* Queue.unbounded<Completion>()
       const failures = yield* Queue.unbounded<Failure>()
       const attemptScope = yield* Scope.fork(scope)
@@ -99,7 +100,7 @@ export class Runner extends Context.Service<Runner, {
       let cappedQueues = yield* repo.hasCappedQueues
       let flushing = 0
 
-      const wake = Queue.offer(kick, undefined)
+      const wake = Effect.forEach(kicks, (kick) => Queue.offer(kick, undefined), { discard: true })
 
       const runAttempt = (job: ClaimedJob) => {
         const handler = handlers.get(job.kind)
@@ -150,37 +151,51 @@ export class Runner extends Context.Service<Runner, {
         )
       }
 
-      const claimLoop = Effect.gen(function*() {
-        // Claim in batches: with work in flight, wait until at least half the
-        // slots are free, so a stream of completions does not turn into a
-        // stream of one-job claims.
-        const threshold = Math.max(1, Math.min(config.claimBatchSize, Math.floor(config.workerConcurrency / 2)))
-        while (!stopping) {
-          const free = config.workerConcurrency - running.size
-          if (free >= threshold || (free > 0 && running.size === 0)) {
-            const limit = Math.min(free, config.claimBatchSize)
-            const jobs = yield* repo.claim({
-              limit,
-              kinds: handlers.kinds,
-              projectId: null,
-              workerId: null,
-              leaseMs: config.leaseMs,
-              actor,
-              includeCapped: cappedQueues
-            })
-            for (const job of jobs) {
-              const slot: Slot = { token: job.lease_token, fiber: undefined }
-              running.set(job.id, slot)
-              slot.fiber = yield* Effect.forkIn(runAttempt(job), attemptScope)
+      // Several claim loops share the slots: while one waits on its claim
+      // statement another can claim, so the database and this process overlap
+      // their work instead of taking turns. `reserved` counts slots promised to
+      // claims in flight, so the loops never claim more than the free slots.
+      let reserved = 0
+      const claimLoop = (kick: Queue.Queue<void>) =>
+        Effect.gen(function*() {
+          // Claim in batches: with work in flight, wait until enough slots are
+          // free, so a stream of completions does not turn into a stream of
+          // one-job claims.
+          const threshold = Math.max(
+            1,
+            Math.min(config.claimBatchSize, Math.floor(config.workerConcurrency / (2 * claimLoops)))
+          )
+          while (!stopping) {
+            const free = config.workerConcurrency - running.size - reserved
+            if (free >= threshold || (free > 0 && running.size === 0)) {
+              const limit = Math.min(free, config.claimBatchSize)
+              reserved += limit
+              const jobs = yield* repo.claim({
+                limit,
+                kinds: handlers.kinds,
+                projectId: null,
+                workerId: null,
+                leaseMs: config.leaseMs,
+                actor,
+                includeCapped: cappedQueues
+              }).pipe(Effect.ensuring(Effect.sync(() => {
+                reserved -= limit
+              })))
+              for (const job of jobs) {
+                const slot: Slot = { token: job.lease_token, fiber: undefined }
+                running.set(job.id, slot)
+                slot.fiber = yield* Effect.forkIn(runAttempt(job), attemptScope)
+              }
+              if (jobs.length === limit) continue
             }
-            if (jobs.length === limit) continue
+            yield* Queue.take(kick).pipe(Effect.timeoutOption(Duration.millis(config.pollIntervalMs)))
           }
-          yield* Queue.take(kick).pipe(Effect.timeoutOption(Duration.millis(config.pollIntervalMs)))
-        }
-      }).pipe(
-        Effect.catchCause((cause) => Effect.logError("claim loop failed; restarting", cause).pipe(Effect.andThen(Effect.sleep("1 second")))),
-        Effect.repeat({ while: () => !stopping })
-      )
+        }).pipe(
+          Effect.catchCause((cause) =>
+            Effect.logError("claim loop failed; restarting", cause).pipe(Effect.andThen(Effect.sleep("1 second")))
+          ),
+          Effect.repeat({ while: () => !stopping })
+        )
 
       // A failed write (a dropped connection, a row the database refuses) must not end the
       // flusher, or no attempt of this instance would ever be recorded again. The batch is
@@ -246,7 +261,7 @@ export class Runner extends Context.Service<Runner, {
         Effect.repeat(Schedule.spaced(Duration.millis(config.pollIntervalMs))),
         Effect.forkScoped
       )
-      const loopFiber = yield* claimLoop.pipe(Effect.forkScoped)
+      const loopFibers = yield* Effect.forEach(kicks, (kick) => claimLoop(kick).pipe(Effect.forkScoped))
 
       const drained = Effect.gen(function*() {
         while (running.size > 0) yield* Effect.sleep("20 millis")
@@ -263,8 +278,8 @@ export class Runner extends Context.Service<Runner, {
           stopping = true
           yield* wake
           // Let an in-flight claim finish so every job it took is tracked and handed back below.
-          const stopped = yield* Fiber.await(loopFiber).pipe(Effect.timeoutOption("5 seconds"))
-          if (Option.isNone(stopped)) yield* Fiber.interrupt(loopFiber)
+          const stopped = yield* Fiber.awaitAll(loopFibers).pipe(Effect.timeoutOption("5 seconds"))
+          if (Option.isNone(stopped)) yield* Fiber.interruptAll(loopFibers)
           const finished = yield* drained.pipe(Effect.timeoutOption(Duration.millis(config.shutdownGraceMs)))
           const held = [...running].map(([id, slot]) => ({ id, token: slot.token }))
           if (Option.isNone(finished)) {

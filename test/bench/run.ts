@@ -118,11 +118,13 @@ const foremanRun = (url: string) =>
       FROM generate_series(1, ${jobsCount})`
     const start = performance.now()
     yield* queues.update(projectId, queue, { paused: false })
+    // Both probes use the engine's partial indexes, so polling costs next to nothing.
     while (true) {
-      const [row] = yield* sql<{ readonly n: number }>`
-        SELECT count(*)::int AS n FROM jobs WHERE project_id = ${projectId} AND state = 'succeeded'`
-      if ((row?.n ?? 0) >= jobsCount) break
-      yield* Effect.sleep("25 millis")
+      const [row] = yield* sql<{ readonly busy: boolean }>`
+        SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('available', 'scheduled', 'retrying'))
+            OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running') AS busy`
+      if (row?.busy === false) break
+      yield* Effect.sleep("10 millis")
     }
     const drainSeconds = (performance.now() - start) / 1000
 
