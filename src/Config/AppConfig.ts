@@ -1,5 +1,9 @@
-import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { hostname } from "node:os"
+
+/** An integer setting; a value outside [min, max] stops startup with a configuration error. */
+const intBetween = (name: string, minimum: number, maximum: number, fallback: number) =>
+  Config.schema(Schema.Int.check(Schema.isBetween({ minimum, maximum })), name).pipe(Config.withDefault(fallback))
 
 const list = (value: string): ReadonlyArray<string> =>
   value.split(",").map((item) => item.trim()).filter((item) => item.length > 0)
@@ -38,18 +42,18 @@ export const appConfig = Config.all({
   databaseUrl: Config.option(Config.Redacted("DATABASE_URL")),
   embeddedDataDir: Config.String("FOREMAN_EMBEDDED_PG_DIR").pipe(Config.withDefault(".data/postgres")),
   embeddedPort: Config.Port("FOREMAN_EMBEDDED_PG_PORT").pipe(Config.withDefault(54329)),
-  databasePoolSize: Config.Int("FOREMAN_DB_POOL_SIZE").pipe(Config.withDefault(10)),
+  databasePoolSize: intBetween("FOREMAN_DB_POOL_SIZE", 1, 1000, 10),
   adminApiKey: Config.option(Config.Redacted("FOREMAN_ADMIN_API_KEY")),
-  maxBodyBytes: Config.Int("FOREMAN_MAX_BODY_BYTES").pipe(Config.withDefault(4 * 1024 * 1024)),
-  maxPayloadBytes: Config.Int("FOREMAN_MAX_PAYLOAD_BYTES").pipe(Config.withDefault(64 * 1024)),
-  shutdownGraceMs: Config.Int("FOREMAN_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000)),
+  maxBodyBytes: intBetween("FOREMAN_MAX_BODY_BYTES", 1024, 268_435_456, 4 * 1024 * 1024),
+  maxPayloadBytes: intBetween("FOREMAN_MAX_PAYLOAD_BYTES", 16, 67_108_864, 64 * 1024),
+  shutdownGraceMs: intBetween("FOREMAN_SHUTDOWN_GRACE_MS", 0, 3_600_000, 10_000),
   role: Config.Literals(["all", "api", "worker"], "FOREMAN_ROLE").pipe(Config.withDefault("all" as const)),
-  workerConcurrency: Config.Int("FOREMAN_WORKER_CONCURRENCY").pipe(Config.withDefault(256)),
-  claimBatchSize: Config.Int("FOREMAN_CLAIM_BATCH_SIZE").pipe(Config.withDefault(128)),
-  claimLoops: Config.Int("FOREMAN_CLAIM_LOOPS").pipe(Config.withDefault(2)),
-  leaseMs: Config.Int("FOREMAN_LEASE_MS").pipe(Config.withDefault(30_000)),
-  pollIntervalMs: Config.Int("FOREMAN_POLL_INTERVAL_MS").pipe(Config.withDefault(1000)),
-  maintenanceIntervalMs: Config.Int("FOREMAN_MAINTENANCE_INTERVAL_MS").pipe(Config.withDefault(1000)),
+  workerConcurrency: intBetween("FOREMAN_WORKER_CONCURRENCY", 1, 100_000, 256),
+  claimBatchSize: intBetween("FOREMAN_CLAIM_BATCH_SIZE", 1, 10_000, 128),
+  claimLoops: intBetween("FOREMAN_CLAIM_LOOPS", 1, 64, 2),
+  leaseMs: intBetween("FOREMAN_LEASE_MS", 1000, 3_600_000, 30_000),
+  pollIntervalMs: intBetween("FOREMAN_POLL_INTERVAL_MS", 10, 3_600_000, 1000),
+  maintenanceIntervalMs: intBetween("FOREMAN_MAINTENANCE_INTERVAL_MS", 10, 3_600_000, 1000),
   handlerModules: Config.String("FOREMAN_HANDLERS").pipe(Config.withDefault(""), Config.map(list)),
   httpAllowCidrs: Config.String("FOREMAN_HTTP_ALLOW_CIDRS").pipe(Config.withDefault(""), Config.map(list)),
   instanceId: Config.String("FOREMAN_INSTANCE_ID").pipe(Config.withDefault(`${hostname()}-${process.pid}`))
