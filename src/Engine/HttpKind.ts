@@ -49,6 +49,8 @@ const refusedRanges: ReadonlyArray<readonly [string, number, "ipv4" | "ipv6"]> =
   ["64:ff9b::", 96, "ipv6"],
   ["64:ff9b:1::", 48, "ipv6"],
   ["2002::", 16, "ipv6"],
+  ["::ffff:0:0:0", 96, "ipv6"],
+  ["2001::", 32, "ipv6"],
   ["100::", 64, "ipv6"],
   ["fc00::", 7, "ipv6"],
   ["fe80::", 10, "ipv6"],

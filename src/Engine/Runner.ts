@@ -66,7 +66,7 @@ export const failureFor = Effect.fnUntraced(function*(
 })
 
 /**
- * The in-process worker pool. One claim loop fills up to
+ * The in-process worker pool. `FOREMAN_CLAIM_LOOPS` claim loops fill up to
  * `FOREMAN_WORKER_CONCURRENCY` fibers with batched claims; completions and
  * failures are written in batches by two flusher fibers; a heartbeat fiber
  * extends every held lease in one statement and interrupts attempts whose
@@ -178,13 +178,17 @@ export class Runner extends Context.Service<Runner, {
                 leaseMs: config.leaseMs,
                 actor,
                 includeCapped: cappedQueues
-              }).pipe(Effect.ensuring(Effect.sync(() => {
+              }).pipe(Effect.onError(() => Effect.sync(() => {
                 reserved -= limit
               })))
+              // Slots are registered before the reservation is released, so another
+              // loop never sees them free in between.
+              for (const job of jobs) running.set(job.id, { token: job.lease_token, fiber: undefined })
+              reserved -= limit
               for (const job of jobs) {
-                const slot: Slot = { token: job.lease_token, fiber: undefined }
-                running.set(job.id, slot)
-                slot.fiber = yield* Effect.forkIn(runAttempt(job), attemptScope)
+                const slot = running.get(job.id)
+                const fiber = yield* Effect.forkIn(runAttempt(job), attemptScope)
+                if (slot !== undefined && slot.token === job.lease_token) slot.fiber = fiber
               }
               if (jobs.length === limit) continue
             }
