@@ -6,23 +6,37 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ApiKeys } from "./ApiKeys/ApiKeys.ts"
 import { ApiKeysRepo } from "./ApiKeys/ApiKeysRepo.ts"
 import { ApiKeysHttp } from "./ApiKeys/Http.ts"
+import { Audit } from "./Audit/Audit.ts"
+import { AuditRepo } from "./Audit/AuditRepo.ts"
+import { AuditHttp } from "./Audit/Http.ts"
 import { AuthenticationLive } from "./Auth/Http.ts"
+import { AuthHttp, MeHttp } from "./Auth/IdentityHttp.ts"
+import { IdentitySecrets } from "./Auth/Secrets.ts"
+import { Sessions } from "./Auth/Sessions.ts"
+import { SessionsRepo } from "./Auth/SessionsRepo.ts"
 import { AppConfig } from "./Config/AppConfig.ts"
 import { HealthHttp, ProbesApi, ProbesHttp } from "./Health/Http.ts"
 import { ReadinessProbe } from "./Health/Readiness.ts"
 import { Api } from "./Http/Api.ts"
 import { EnvelopeMiddleware } from "./Http/Envelope.ts"
+import { RateLimits } from "./Http/RateLimits.ts"
 import { resolveRequestId } from "./Http/RequestId.ts"
 import { RequestValidationLive } from "./Http/RequestValidation.ts"
 import { JobsHttp } from "./Jobs/Http.ts"
 import { Jobs } from "./Jobs/Jobs.ts"
 import { JobsRepo } from "./Jobs/JobsRepo.ts"
+import { MembersHttp } from "./Members/Http.ts"
+import { Members } from "./Members/Members.ts"
+import { MembersRepo } from "./Members/MembersRepo.ts"
 import { ProjectsHttp } from "./Projects/Http.ts"
 import { Projects } from "./Projects/Projects.ts"
 import { ProjectsRepo } from "./Projects/ProjectsRepo.ts"
 import { QueuesHttp } from "./Queues/Http.ts"
 import { Queues } from "./Queues/Queues.ts"
 import { QueuesRepo } from "./Queues/QueuesRepo.ts"
+import { UsersHttp } from "./Users/Http.ts"
+import { Users } from "./Users/Users.ts"
+import { UsersRepo } from "./Users/UsersRepo.ts"
 import { DatabaseLive } from "./Sql/Database.ts"
 import { EngineRepo } from "./Engine/EngineRepo.ts"
 import { Handlers } from "./Engine/Handlers.ts"
@@ -46,13 +60,21 @@ const RepositoriesLive = Layer.mergeAll(
   QueuesRepo.layer,
   JobsRepo.layer,
   WorkersRepo.layer,
-  EngineRepo.layer
+  EngineRepo.layer,
+  UsersRepo.layer,
+  MembersRepo.layer,
+  SessionsRepo.layer,
+  AuditRepo.layer
 )
 
-export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer, Workers.layer).pipe(
+export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer, Workers.layer, RateLimits.layer).pipe(
+  Layer.provideMerge(Audit.layer),
+  Layer.provideMerge(Layer.mergeAll(Users.layer, Sessions.layer, Members.layer)),
   Layer.provideMerge(Layer.merge(Projects.layer, Notifier.layer)),
   Layer.provideMerge(Layer.merge(RepositoriesLive, ReadinessProbe.layer)),
-  Layer.provideMerge(DatabaseReadyLive)
+  Layer.provideMerge(DatabaseReadyLive),
+  // Built first: missing identity secrets stop startup before the database is touched.
+  Layer.provideMerge(IdentitySecrets.layer)
 )
 
 /** The in-process engine: worker pool and maintenance fibers (off when `FOREMAN_ROLE=api`). */
@@ -65,7 +87,8 @@ const BootstrapLive = Layer.effectDiscard(Effect.gen(function*() {
 
 export const RoutesLive = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp, WorkersHttp]),
+    Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp, WorkersHttp, AuditHttp]),
+    Layer.provide([AuthHttp, MeHttp, UsersHttp, MembersHttp]),
     Layer.provide([AuthenticationLive, RequestValidationLive])
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
@@ -115,7 +138,16 @@ export const makeNodeServer = (): Server => {
 export const HttpLive = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    return HttpRouter.serve(config.role === "worker" ? ProbeRoutesLive : RoutesLive).pipe(
+    // CORS is closed unless origins are configured: no CORS headers, so browsers refuse cross-origin calls.
+    const cors = config.corsOrigins.length === 0 ? Layer.empty : HttpRouter.cors({
+      allowedOrigins: config.corsOrigins,
+      allowedMethods: ["GET", "POST", "PATCH", "DELETE"],
+      allowedHeaders: ["authorization", "content-type", "x-request-id"],
+      exposedHeaders: ["x-request-id", "retry-after"],
+      maxAge: 600
+    })
+    const routes = config.role === "worker" ? ProbeRoutesLive : Layer.merge(RoutesLive, cors)
+    return HttpRouter.serve(routes).pipe(
       Layer.provideMerge(NodeHttpServer.layer(makeNodeServer, { port: config.port, host: config.host }))
     )
   })

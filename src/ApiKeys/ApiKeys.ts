@@ -1,13 +1,15 @@
 import { Console, Context, Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { fromOperatorToken, generateKey, matches, prefixOf } from "../Auth/KeySecret.ts"
-import type { CurrentPrincipal, Principal } from "../Auth/Principal.ts"
+import { CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type Forbidden, NotFound, Unauthorized, type ValidationError } from "../Domain/Errors.ts"
 import { ApiKeyId, newId, type ProjectId } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
 import type { ProjectRole } from "../Domain/Role.ts"
 import { Projects } from "../Projects/Projects.ts"
+import { Audit } from "../Audit/Audit.ts"
+import { actorOf } from "../Jobs/Jobs.ts"
 import type { ApiKey } from "./Api.ts"
 import { type ApiKeyRow, ApiKeysRepo } from "./ApiKeysRepo.ts"
 
@@ -51,6 +53,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
     Effect.gen(function*() {
       const repo = yield* ApiKeysRepo
       const projects = yield* Projects
+      const audit = yield* Audit
       const sql = yield* SqlClient.SqlClient
       const config = yield* AppConfig
 
@@ -69,6 +72,14 @@ export class ApiKeys extends Context.Service<ApiKeys, {
           secret_hash: key.hash
         })
         const apiKey = yield* toApiKey(row)
+        yield* audit.record({
+          projectId,
+          actor: actorOf(yield* CurrentPrincipal),
+          action: "api_key.created",
+          targetType: "api_key",
+          targetId: row.id,
+          details: { name: input.name, role: input.role, prefix: key.prefix }
+        })
         return { ...apiKey, secret: key.token }
       })
 
@@ -88,6 +99,13 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         yield* projects.access(projectId, "keys:manage")
         const row = yield* repo.revoke(projectId, keyId)
         if (row === undefined) return yield* new NotFound({ message: "api key not found" })
+        yield* audit.record({
+          projectId,
+          actor: actorOf(yield* CurrentPrincipal),
+          action: "api_key.revoked",
+          targetType: "api_key",
+          targetId: row.id
+        })
         return yield* toApiKey(row)
       })
 

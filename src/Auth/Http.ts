@@ -1,15 +1,20 @@
 import { Effect, Layer, Redacted } from "effect"
 import { ApiKeys } from "../ApiKeys/ApiKeys.ts"
 import { Authentication } from "./Api.ts"
+import { looksLikeJwt } from "./Jwt.ts"
 import { CurrentPrincipal } from "./Principal.ts"
+import { Sessions } from "./Sessions.ts"
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.gen(function*() {
     const keys = yield* ApiKeys
+    const sessions = yield* Sessions
     return Authentication.of({
       bearer: Effect.fn("Authentication.bearer")(function*(httpEffect, { credential }) {
-        const principal = yield* keys.authenticate(Redacted.value(credential))
+        const token = Redacted.value(credential)
+        // A compact JWS (`eyJ….….…`) is a user's access token; anything else is an API key.
+        const principal = looksLikeJwt(token) ? yield* sessions.authenticate(token) : yield* keys.authenticate(token)
         return yield* Effect.provideService(httpEffect, CurrentPrincipal, principal)
       })
     })

@@ -1,8 +1,8 @@
 import { Effect } from "effect"
 import { Forbidden, NotFound } from "../Domain/Errors.ts"
 import type { ProjectId } from "../Domain/Ids.ts"
-import type { ProjectRole } from "../Domain/Role.ts"
-import { CurrentPrincipal, type Principal } from "./Principal.ts"
+import type { MemberRole, ProjectRole } from "../Domain/Role.ts"
+import { CurrentPrincipal, isPlatformAdmin, type Principal, roleIn } from "./Principal.ts"
 
 /**
  * Every access rule in one place. Handlers name the action they perform; this
@@ -20,11 +20,15 @@ export type Action =
   | "jobs:work"
   | "workers:read"
   | "workers:register"
+  | "audit:read"
+  | "members:manage"
+  | "members:owners"
 
-export const grants: Record<ProjectRole, ReadonlySet<Action>> = {
+const keyRoleGrants: Record<ProjectRole, ReadonlySet<Action>> = {
   admin: new Set<Action>([
     "project:read",
     "keys:manage",
+    "members:manage",
     "queues:read",
     "queues:write",
     "jobs:read",
@@ -33,7 +37,8 @@ export const grants: Record<ProjectRole, ReadonlySet<Action>> = {
     "jobs:retry",
     "jobs:work",
     "workers:read",
-    "workers:register"
+    "workers:register",
+    "audit:read"
   ]),
   producer: new Set<Action>([
     "project:read",
@@ -49,6 +54,16 @@ export const grants: Record<ProjectRole, ReadonlySet<Action>> = {
   viewer: new Set<Action>(["project:read", "queues:read", "jobs:read", "workers:read"])
 }
 
+/**
+ * What each role may do. API keys carry the five project roles; users hold
+ * them (or `owner`) through memberships. `owner` is every admin grant plus
+ * managing other owners, so an admin can never grant or take away ownership.
+ */
+export const grants: Record<MemberRole, ReadonlySet<Action>> = {
+  ...keyRoleGrants,
+  owner: new Set<Action>([...keyRoleGrants.admin, "members:owners"])
+}
+
 const projectNotFound = () => new NotFound({ message: "project not found" })
 
 /** Pure decision, used by the effectful guards below and by unit tests. */
@@ -57,10 +72,11 @@ export const decide = (
   projectId: ProjectId,
   action: Action
 ): "allow" | "not_found" | "forbidden" => {
-  if (principal.role === "platform_admin") return "allow"
-  // Another tenant's project is indistinguishable from a missing one.
-  if (principal.projectId !== projectId) return "not_found"
-  return grants[principal.role].has(action) ? "allow" : "forbidden"
+  if (isPlatformAdmin(principal)) return "allow"
+  // Another tenant's project, or one a user is no member of, is indistinguishable from a missing one.
+  const role = roleIn(principal, projectId)
+  if (role === undefined) return "not_found"
+  return grants[role].has(action) ? "allow" : "forbidden"
 }
 
 /** Fails with 404 for another tenant's project and 403 for a role without the action. */
@@ -69,7 +85,7 @@ export const authorize = Effect.fn("Policy.authorize")(function*(projectId: Proj
   const decision = decide(principal, projectId, action)
   if (decision === "not_found") return yield* projectNotFound()
   if (decision === "forbidden") {
-    return yield* new Forbidden({ message: `role '${principal.role}' may not perform '${action}'` })
+    return yield* new Forbidden({ message: `role '${roleIn(principal, projectId) ?? "none"}' may not perform '${action}'` })
   }
   return principal
 })
@@ -77,7 +93,7 @@ export const authorize = Effect.fn("Policy.authorize")(function*(projectId: Proj
 /** Platform-wide operations: creating, listing every, and renaming projects. */
 export const requirePlatformAdmin = Effect.fn("Policy.requirePlatformAdmin")(function*() {
   const principal = yield* CurrentPrincipal
-  if (principal.role !== "platform_admin") {
+  if (!isPlatformAdmin(principal)) {
     return yield* new Forbidden({ message: "only platform administrators may do this" })
   }
   return principal

@@ -34,6 +34,21 @@ export interface AppConfigShape {
   readonly handlerModules: ReadonlyArray<string>
   readonly httpAllowCidrs: ReadonlyArray<string>
   readonly instanceId: string
+  /** Argon2id secret (pepper); required with `DATABASE_URL`, generated and persisted in embedded mode. */
+  readonly passwordPepper: Option.Option<Redacted.Redacted>
+  /** JSON array of Ed25519 JWKs with `kid`; the first (private) signs, every one verifies. Same default rule as the pepper. */
+  readonly jwtKeys: Option.Option<Redacted.Redacted>
+  readonly jwtIssuer: string
+  readonly jwtAudience: string
+  readonly accessTokenTtlSeconds: number
+  readonly refreshTokenTtlSeconds: number
+  readonly jwtClockSkewSeconds: number
+  /** Requests per minute per client address / per principal / logins per address. */
+  readonly rateLimitPerAddress: number
+  readonly rateLimitPerPrincipal: number
+  readonly rateLimitLogin: number
+  /** Origins allowed to call the API from a browser; empty means CORS is closed. */
+  readonly corsOrigins: ReadonlyArray<string>
 }
 
 export const appConfig = Config.all({
@@ -56,7 +71,18 @@ export const appConfig = Config.all({
   maintenanceIntervalMs: intBetween("FOREMAN_MAINTENANCE_INTERVAL_MS", 10, 3_600_000, 1000),
   handlerModules: Config.String("FOREMAN_HANDLERS").pipe(Config.withDefault(""), Config.map(list)),
   httpAllowCidrs: Config.String("FOREMAN_HTTP_ALLOW_CIDRS").pipe(Config.withDefault(""), Config.map(list)),
-  instanceId: Config.String("FOREMAN_INSTANCE_ID").pipe(Config.withDefault(`${hostname()}-${process.pid}`))
+  instanceId: Config.String("FOREMAN_INSTANCE_ID").pipe(Config.withDefault(`${hostname()}-${process.pid}`)),
+  passwordPepper: Config.option(Config.Redacted("FOREMAN_PASSWORD_PEPPER")),
+  jwtKeys: Config.option(Config.Redacted("FOREMAN_JWT_KEYS")),
+  jwtIssuer: Config.String("FOREMAN_JWT_ISSUER").pipe(Config.withDefault("foreman")),
+  jwtAudience: Config.String("FOREMAN_JWT_AUDIENCE").pipe(Config.withDefault("foreman-api")),
+  accessTokenTtlSeconds: intBetween("FOREMAN_ACCESS_TOKEN_TTL_SECONDS", 60, 86_400, 900),
+  refreshTokenTtlSeconds: intBetween("FOREMAN_REFRESH_TOKEN_TTL_SECONDS", 300, 31_536_000, 1_209_600),
+  jwtClockSkewSeconds: intBetween("FOREMAN_JWT_CLOCK_SKEW_SECONDS", 0, 300, 30),
+  rateLimitPerAddress: intBetween("FOREMAN_RATE_LIMIT_PER_ADDRESS", 1, 100_000_000, 12_000),
+  rateLimitPerPrincipal: intBetween("FOREMAN_RATE_LIMIT_PER_PRINCIPAL", 1, 100_000_000, 12_000),
+  rateLimitLogin: intBetween("FOREMAN_RATE_LIMIT_LOGIN", 1, 100_000, 10),
+  corsOrigins: Config.String("FOREMAN_CORS_ORIGINS").pipe(Config.withDefault(""), Config.map(list))
 })
 
 export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("foreman/AppConfig") {

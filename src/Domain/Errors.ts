@@ -42,3 +42,9 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
   message: Schema.String
 }, { httpApiStatus: 409 }) {}
+
+/** Too many requests; `retry_after_seconds` is also sent as the `Retry-After` header. */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  message: Schema.String,
+  retry_after_seconds: Schema.Int
+}, { httpApiStatus: 429 }) {}

@@ -31,3 +31,6 @@ export const newId = (): string => uuidv7()
 
 export const WorkerId = Uuid.pipe(Schema.brand("WorkerId"))
 export type WorkerId = typeof WorkerId.Type
+
+export const UserId = Uuid.pipe(Schema.brand("UserId"))
+export type UserId = typeof UserId.Type

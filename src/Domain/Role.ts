@@ -7,3 +7,7 @@ export type ProjectRole = typeof ProjectRole.Type
 /** Every role a key can carry, including the project-less platform administrator. */
 export const KeyRole = Schema.Literals(["platform_admin", "admin", "producer", "worker", "reviewer", "viewer"])
 export type KeyRole = typeof KeyRole.Type
+
+/** Roles a user can hold in a project through a membership: every key role plus `owner` (owner ⊇ admin). */
+export const MemberRole = Schema.Literals(["owner", "admin", "producer", "worker", "reviewer", "viewer"])
+export type MemberRole = typeof MemberRole.Type

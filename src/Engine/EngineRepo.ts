@@ -74,11 +74,15 @@ const decodeExpired = Schema.decodeUnknownEffect(Schema.Array(ExpiredLease))
 const FailedRow = Schema.Struct({ id: JobId, state: Schema.String })
 const decodeFailed = Schema.decodeUnknownEffect(Schema.Array(FailedRow))
 
+/** A job's effective retry policy: its own override, else its queue's, with the job's max_attempts. */
+const effectivePolicy = (job: string) =>
+  `coalesce(${job}.retry_policy, jsonb_build_object(
+    'max_attempts', ${job}.max_attempts, 'initial_delay_ms', q.backoff_initial_ms, 'factor', q.backoff_factor,
+    'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter)) AS retry_policy`
+
 const claimedColumns = `c.id, c.project_id, c.queue, c.kind, c.payload, c.priority, c.attempt, c.max_attempts,
   c.timeout_ms, c.lease_token::text AS lease_token, c.lease_expires_at, c.started_at, c.created_at,
-  coalesce(c.retry_policy, jsonb_build_object(
-    'max_attempts', c.max_attempts, 'initial_delay_ms', q.backoff_initial_ms, 'factor', q.backoff_factor,
-    'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter)) AS retry_policy`
+  ${effectivePolicy("c")}`
 
 // Key space for the per-queue advisory locks that serialise claims on queues with a concurrency cap.
 const queueLockSpace = 7_401_003
@@ -284,9 +288,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
         sql`
           SELECT j.id, j.lease_token::text AS lease_token, j.attempt, j.max_attempts,
                  (j.started_at + j.timeout_ms * interval '1 millisecond' <= now()) AS timed_out,
-                 coalesce(j.retry_policy, jsonb_build_object(
-                   'max_attempts', j.max_attempts, 'initial_delay_ms', q.backoff_initial_ms, 'factor', q.backoff_factor,
-                   'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter)) AS retry_policy
+                 ${sql.literal(effectivePolicy("j"))}
           FROM jobs j JOIN queues q ON q.project_id = j.project_id AND q.name = j.queue
           WHERE j.state = 'running' AND j.lease_expires_at <= now()
           ORDER BY j.lease_expires_at

@@ -1,10 +1,14 @@
 import { HttpApi, HttpApiMiddleware, OpenApi } from "effect/http-api"
 import { ApiKeysApi } from "../ApiKeys/Api.ts"
+import { AuthApi, MeApi } from "../Auth/IdentityApi.ts"
+import { AuditApi } from "../Audit/Api.ts"
 import { ValidationError } from "../Domain/Errors.ts"
 import { HealthApi } from "../Health/Api.ts"
 import { JobsApi } from "../Jobs/Api.ts"
+import { MembersApi } from "../Members/Api.ts"
 import { ProjectsApi } from "../Projects/Api.ts"
 import { QueuesApi } from "../Queues/Api.ts"
+import { UsersApi } from "../Users/Api.ts"
 import { WorkersApi } from "../Workers/Api.ts"
 
 /** Turns request decoding failures into a 400 `ValidationError` naming each offending field. */
@@ -19,6 +23,11 @@ export class Api extends HttpApi.make("foreman")
   .add(QueuesApi)
   .add(JobsApi)
   .add(WorkersApi)
+  .add(AuthApi)
+  .add(MeApi)
+  .add(UsersApi)
+  .add(MembersApi)
+  .add(AuditApi)
   .middleware(RequestValidation)
   .annotateMerge(OpenApi.annotations({
     title: "Foreman",

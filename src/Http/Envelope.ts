@@ -1,6 +1,7 @@
-import { ByteSize, Cause, Effect, type Types } from "effect"
+import { ByteSize, Cause, Effect, Option, type Types } from "effect"
 import { Headers, HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AppConfig } from "../Config/AppConfig.ts"
+import { RateLimits } from "./RateLimits.ts"
 import { CurrentRequestId, resolveRequestId } from "./RequestId.ts"
 
 const defaults: Record<number, readonly [code: string, message: string]> = {
@@ -32,8 +33,11 @@ const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "obj
  * (unknown route, unreadable body, oversized body, defects) get a body built
  * from their status.
  */
-export const toEnvelope = (response: HttpServerResponse.HttpServerResponse, requestId: string) => {
-  if (response.status < 400) return response
+export const toEnvelope = (
+  response: HttpServerResponse.HttpServerResponse,
+  requestId: string
+): { readonly response: HttpServerResponse.HttpServerResponse; readonly body: Record<string, unknown> | undefined } => {
+  if (response.status < 400) return { response, body: undefined }
   let body: Record<string, unknown> | undefined
   if (response.body._tag === "Uint8Array" && response.body.contentType.includes("json")) {
     try {
@@ -50,7 +54,7 @@ export const toEnvelope = (response: HttpServerResponse.HttpServerResponse, requ
   // The replaced body's content-type (text/plain on a 415, for one) must not outlive
   // it: the envelope is always served as application/json.
   const headers = Headers.removeMany(response.headers, ["content-type", "content-length"])
-  return HttpServerResponse.jsonUnsafe(envelope, { status: response.status, headers })
+  return { response: HttpServerResponse.jsonUnsafe(envelope, { status: response.status, headers }), body: envelope }
 }
 
 const causeToResponse = <E>(cause: Cause.Cause<E>) =>
@@ -60,25 +64,62 @@ const causeToResponse = <E>(cause: Cause.Cause<E>) =>
     return response
   })
 
+const probes = new Set(["/healthz", "/readyz"])
+
+/** Sent on every response. The API reference page needs inline script and style; nothing else needs any. */
+const securityHeaders = (path: string): Record<string, string> => ({
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cross-origin-resource-policy": "same-origin",
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+  "content-security-policy": path === "/docs"
+    ? "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; font-src data:; connect-src 'self'; frame-ancestors 'none'"
+    : "default-src 'none'; frame-ancestors 'none'",
+  "cache-control": "no-store"
+})
+
+const retryAfter = (response: HttpServerResponse.HttpServerResponse, body: Record<string, unknown> | undefined) =>
+  response.status === 429 && typeof body?.retry_after_seconds === "number"
+    ? HttpServerResponse.setHeader(response, "retry-after", String(body.retry_after_seconds))
+    : response
+
 /**
- * Global middleware: request id in and out, body size limit, and the error
- * envelope on every failure, including those raised before routing.
+ * Global middleware: request id in and out, the per-address rate limit, body
+ * size limit, security headers, and the error envelope on every failure,
+ * including those raised before routing.
  */
 export const EnvelopeMiddleware = HttpRouter.middleware(
   Effect.gen(function*() {
     const config = yield* AppConfig
+    const limits = yield* RateLimits
     const maxBody = ByteSize.bytes(config.maxBodyBytes)
     return (httpEffect): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
         const requestId = resolveRequestId(request.headers["x-request-id"])
-        const response = yield* httpEffect.pipe(
-          Effect.provideService(CurrentRequestId, requestId),
-          Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
-          Effect.catchCause(causeToResponse),
-          Effect.annotateLogs({ requestId })
+        const path = request.url.split("?", 1)[0] ?? ""
+        const address = Option.getOrElse(request.remoteAddress, () => "unknown")
+        const limited = probes.has(path) ? undefined : yield* Effect.flip(limits.check("address", address)).pipe(
+          Effect.option,
+          Effect.map(Option.getOrUndefined)
         )
-        return HttpServerResponse.setHeader(toEnvelope(response, requestId), "x-request-id", requestId)
+        const response = limited !== undefined
+          ? HttpServerResponse.jsonUnsafe(
+            { _tag: limited._tag, message: limited.message, retry_after_seconds: limited.retry_after_seconds },
+            { status: 429 }
+          )
+          : yield* httpEffect.pipe(
+            Effect.provideService(CurrentRequestId, requestId),
+            Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
+            Effect.catchCause(causeToResponse),
+            Effect.annotateLogs({ requestId })
+          )
+        const { body, response: enveloped } = toEnvelope(response, requestId)
+        return HttpServerResponse.setHeaders(retryAfter(enveloped, body), {
+          ...securityHeaders(path),
+          "x-request-id": requestId
+        })
       })
   }),
   { global: true }

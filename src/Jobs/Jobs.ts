@@ -2,7 +2,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { createHash } from "node:crypto"
 import stringify from "safe-stable-stringify"
-import { CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
+import { actorName, CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import {
   Conflict,
@@ -15,6 +15,7 @@ import {
 import { type JobId, newId, type ProjectId } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, sequenceKey, toPage } from "../Domain/Pagination.ts"
 import { EngineRepo } from "../Engine/EngineRepo.ts"
+import { Audit } from "../Audit/Audit.ts"
 import { Projects } from "../Projects/Projects.ts"
 import { type EnqueueJob, type Job, type JobEvent, maxScheduleAheadMs } from "./Api.ts"
 import {
@@ -32,7 +33,7 @@ type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unproces
 const jobNotFound = () => new NotFound({ message: "job not found" })
 
 /** How a principal is named in job events and the audit trail. */
-export const actorOf = (principal: Principal): string => `api_key:${principal.keyId}`
+export const actorOf = (principal: Principal): string => actorName(principal)
 
 /** The canonical hash of an enqueue request: same key + same hash is a replay. */
 const requestHash = (item: EnqueueJob): string =>
@@ -75,6 +76,7 @@ export class Jobs extends Context.Service<Jobs, {
       const sql = yield* SqlClient.SqlClient
       const config = yield* AppConfig
       const engine = yield* EngineRepo
+      const audit = yield* Audit
 
       /** `index` is the item's place in a batch, `undefined` for the single-job endpoint. */
       const prepare = (item: EnqueueJob, index: number | undefined, now: number): Effect.Effect<NewJob, EnqueueError> => {
@@ -189,9 +191,18 @@ export class Jobs extends Context.Service<Jobs, {
 
       const cancel = Effect.fn("Jobs.cancel")(function*(projectId: ProjectId, id: JobId) {
         yield* projects.access(projectId, "jobs:cancel")
-        const cancelled = yield* repo.cancel(projectId, id, actorOf(yield* CurrentPrincipal))
+        const actor = actorOf(yield* CurrentPrincipal)
+        const cancelled = yield* repo.cancel(projectId, id, actor)
         if (cancelled !== undefined) {
           if (cancelled.from === "running") yield* engine.notifyCancelled(id)
+          yield* audit.record({
+            projectId,
+            actor,
+            action: "job.cancelled",
+            targetType: "job",
+            targetId: id,
+            details: { from: cancelled.from }
+          })
           return cancelled.job
         }
         const job = yield* repo.find(projectId, id)
@@ -205,8 +216,12 @@ export class Jobs extends Context.Service<Jobs, {
 
       const retry = Effect.fn("Jobs.retry")(function*(projectId: ProjectId, id: JobId) {
         yield* projects.access(projectId, "jobs:retry")
-        const retried = yield* repo.retry(projectId, id, actorOf(yield* CurrentPrincipal))
-        if (retried !== undefined) return retried
+        const actor = actorOf(yield* CurrentPrincipal)
+        const retried = yield* repo.retry(projectId, id, actor)
+        if (retried !== undefined) {
+          yield* audit.record({ projectId, actor, action: "job.retried", targetType: "job", targetId: id })
+          return retried
+        }
         const job = yield* repo.find(projectId, id)
         if (job === undefined) return yield* jobNotFound()
         return yield* new Conflict({

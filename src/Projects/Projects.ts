@@ -1,6 +1,6 @@
 import { Context, Effect, Layer } from "effect"
 import { type Action, authorize, requirePlatformAdmin } from "../Auth/Policy.ts"
-import { CurrentPrincipal } from "../Auth/Principal.ts"
+import { CurrentPrincipal, isPlatformAdmin, visibleProjects } from "../Auth/Principal.ts"
 import type { Forbidden } from "../Domain/Errors.ts"
 import { NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { newId, ProjectId } from "../Domain/Ids.ts"
@@ -35,7 +35,7 @@ export class Projects extends Context.Service<Projects, {
 
       const access = Effect.fn("Projects.access")(function*(projectId: ProjectId, action: Action) {
         const principal = yield* authorize(projectId, action)
-        if (principal.role === "platform_admin" && !(yield* repo.exists(projectId))) {
+        if (isPlatformAdmin(principal) && !(yield* repo.exists(projectId))) {
           return yield* notFound()
         }
       })
@@ -51,8 +51,8 @@ export class Projects extends Context.Service<Projects, {
         const principal = yield* CurrentPrincipal
         const after = yield* decodeCursor(options.cursor)
         const limit = options.limit ?? defaultLimit
-        // A project key sees exactly its own project; administrators see all.
-        const rows = yield* repo.list(principal.projectId, after, limit + 1)
+        // A project key sees exactly its own project, a user the projects they are a member of; administrators see all.
+        const rows = yield* repo.list(visibleProjects(principal), after, limit + 1)
         return toPage(rows, limit, (project) => project.id)
       })
 

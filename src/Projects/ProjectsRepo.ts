@@ -9,7 +9,11 @@ export class ProjectsRepo extends Context.Service<ProjectsRepo, {
   insert(id: ProjectId, name: string): Effect.Effect<Project>
   findById(id: ProjectId): Effect.Effect<Project | undefined>
   exists(id: ProjectId): Effect.Effect<boolean>
-  list(only: ProjectId | null, after: string | undefined, limit: number): Effect.Effect<ReadonlyArray<Project>>
+  list(
+    only: ReadonlyArray<ProjectId> | null,
+    after: string | undefined,
+    limit: number
+  ): Effect.Effect<ReadonlyArray<Project>>
   rename(id: ProjectId, name: string): Effect.Effect<Project | undefined>
 }>()("foreman/ProjectsRepo") {
   static readonly layer = Layer.effect(
@@ -29,14 +33,14 @@ export class ProjectsRepo extends Context.Service<ProjectsRepo, {
       })
       const list = SqlSchema.findAll({
         Request: Schema.Struct({
-          only: Schema.NullOr(ProjectId),
+          only: Schema.NullOr(Schema.Array(ProjectId)),
           after: Schema.NullOr(Schema.String),
           limit: Schema.Number
         }),
         Result: Project,
         execute: ({ after, limit, only }) =>
           sql`SELECT ${sql.literal(columns)} FROM projects
-              WHERE true ${only === null ? sql`` : sql`AND id = ${only}`}
+              WHERE true ${only === null ? sql`` : only.length === 0 ? sql`AND false` : sql`AND ${sql.in("id", only)}`}
               ${after === null ? sql`` : sql`AND id < ${after}`}
               ORDER BY id DESC LIMIT ${limit}`
       })

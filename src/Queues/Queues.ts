@@ -1,6 +1,8 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import type { CurrentPrincipal } from "../Auth/Principal.ts"
+import { CurrentPrincipal } from "../Auth/Principal.ts"
+import { Audit } from "../Audit/Audit.ts"
+import { actorOf } from "../Jobs/Jobs.ts"
 import { Conflict, type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { newId, type ProjectId, QueueId, type QueueName } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
@@ -58,6 +60,7 @@ export class Queues extends Context.Service<Queues, {
     Effect.gen(function*() {
       const repo = yield* QueuesRepo
       const projects = yield* Projects
+      const audit = yield* Audit
       const sql = yield* SqlClient.SqlClient
 
       const create = Effect.fn("Queues.create")(function*(projectId: ProjectId, input: CreateQueue) {
@@ -65,6 +68,14 @@ export class Queues extends Context.Service<Queues, {
         const settings = merge(defaultQueueSettings, input)
         const queue = yield* repo.insert(projectId, QueueId.make(newId()), input.name, settings)
         if (queue === undefined) return yield* new Conflict({ message: `queue '${input.name}' already exists` })
+        yield* audit.record({
+          projectId,
+          actor: actorOf(yield* CurrentPrincipal),
+          action: "queue.created",
+          targetType: "queue",
+          targetId: queue.name,
+          details: input
+        })
         return queue
       })
 
@@ -90,6 +101,19 @@ export class Queues extends Context.Service<Queues, {
           if (current === undefined) return yield* queueNotFound()
           const updated = yield* repo.update(projectId, name, merge(current, patch))
           if (updated === undefined) return yield* queueNotFound()
+          const action = current.paused === updated.paused
+            ? "queue.updated"
+            : updated.paused
+            ? "queue.paused"
+            : "queue.resumed"
+          yield* audit.record({
+            projectId,
+            actor: actorOf(yield* CurrentPrincipal),
+            action,
+            targetType: "queue",
+            targetId: name,
+            details: patch
+          })
           return updated
         })).pipe(Effect.catchTag("SqlError", Effect.die))
       })

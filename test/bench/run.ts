@@ -19,7 +19,6 @@ import { SqlClient } from "effect/sql"
 import { randomBytes } from "node:crypto"
 import { writeFile } from "node:fs/promises"
 import { mkdtemp } from "node:fs/promises"
-import { createServer } from "node:net"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -31,22 +30,14 @@ import { Projects } from "../../src/Projects/Projects.ts"
 import { Queues } from "../../src/Queues/Queues.ts"
 import { makeApp } from "../../src/Server.ts"
 import { startEmbeddedPostgres } from "../../src/Sql/EmbeddedPostgres.ts"
+import { freePort } from "../support/freePort.ts"
+import { testJwtKeys, testPepper } from "../support/identity.ts"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const jobsCount = Number(process.env.BENCH_JOBS ?? 50_000)
 const latencyJobs = Number(process.env.BENCH_LATENCY_JOBS ?? 500)
 const runs = Number(process.env.BENCH_RUNS ?? 3)
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 const admin = CurrentPrincipal.of({
   kind: "api_key",
@@ -163,7 +154,9 @@ const foremanRun = (url: string) =>
         host: "127.0.0.1",
         databaseUrl: Option.some(Redacted.make(url)),
         handlerModules: [path.join(root, "test/support/handlers.ts")],
-        databasePoolSize: 10
+        databasePoolSize: 10,
+        passwordPepper: Option.some(Redacted.make(testPepper)),
+        jwtKeys: Option.some(Redacted.make(testJwtKeys))
       }))
     ),
     Effect.scoped,

@@ -2,23 +2,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { get } from "node:http"
-import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
+import { identityEnv } from "../support/identity.ts"
 import { createTestDatabase } from "../support/TestApp.ts"
+import { freePort } from "../support/freePort.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const adminKey = "startup-test-admin-key-0123456789abcdef"
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 /** What one probe saw: refused, an HTTP status, a hang past its timeout, or some other socket error. */
 type Attempt =
@@ -68,6 +59,7 @@ const startService = (databaseUrl: string) =>
           HOST: "127.0.0.1",
           DATABASE_URL: databaseUrl,
           FOREMAN_ADMIN_API_KEY: adminKey,
+          ...identityEnv,
           FOREMAN_DB_POOL_SIZE: "4"
         },
         stdio: ["ignore", "pipe", "pipe"]

@@ -33,3 +33,31 @@ layer(TestApp(), { excludeTestServices: true })("regression: NUL characters and 
       assert.deepInclude(listed.body, { items: [] })
     }))
 })
+
+layer(TestApp(), { excludeTestServices: true })("deeply nested JSON is a 400", (it) => {
+  it.effect("a payload nested 33 levels deep is refused, 32 levels accepted", () =>
+    Effect.gen(function*() {
+      const project = yield* raw("POST", "/v1/projects", { token: adminToken, body: JSON.stringify({ name: "deep" }) })
+      const projectId = typeof project.body === "object" && project.body !== null && "id" in project.body
+        ? String(project.body.id)
+        : ""
+      yield* raw("POST", `/v1/projects/${projectId}/queues`, { token: adminToken, body: JSON.stringify({ name: "q" }) })
+      const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth)
+      const deep = yield* raw("POST", `/v1/projects/${projectId}/jobs`, {
+        token: adminToken,
+        body: `{"queue":"q","kind":"k","payload":${nested(33)}}`
+      })
+      assert.strictEqual(deep.status, 400)
+      assert.deepInclude(deep.body, { code: "ValidationError" })
+      const ok = yield* raw("POST", `/v1/projects/${projectId}/jobs`, {
+        token: adminToken,
+        body: `{"queue":"q","kind":"k","payload":${nested(32)}}`
+      })
+      assert.strictEqual(ok.status, 201)
+      const huge = yield* raw("POST", `/v1/projects/${projectId}/jobs`, {
+        token: adminToken,
+        body: `{"queue":"q","kind":"k","payload":${nested(100_000)}}`
+      })
+      assert.strictEqual(huge.status, 400)
+    }))
+})

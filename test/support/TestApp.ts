@@ -7,6 +7,7 @@ import { inject } from "vitest"
 import { AppConfig, type AppConfigShape } from "../../src/Config/AppConfig.ts"
 import { Api } from "../../src/Http/Api.ts"
 import { makeApp } from "../../src/Server.ts"
+import { testJwtKeys, testPepper } from "./identity.ts"
 
 /** The bootstrap platform-admin key of every test database. */
 export const adminToken = "test-platform-admin-key-0123456789abcdef"
@@ -29,6 +30,8 @@ export const testConfig = (url: string, overrides: Partial<AppConfigShape> = {})
     host: "127.0.0.1",
     databaseUrl: Option.some(Redacted.make(url)),
     adminApiKey: Option.some(Redacted.make(adminToken)),
+    passwordPepper: Option.some(Redacted.make(testPepper)),
+    jwtKeys: Option.some(Redacted.make(testJwtKeys)),
     databasePoolSize: 4,
     ...overrides
   })

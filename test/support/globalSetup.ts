@@ -1,10 +1,10 @@
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { mkdtemp } from "node:fs/promises"
-import { createServer } from "node:net"
 import os from "node:os"
 import path from "node:path"
 import type { TestProject } from "vitest/node"
 import { startEmbeddedPostgres } from "../../src/Sql/EmbeddedPostgres.ts"
+import { freePort } from "./freePort.ts"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -12,16 +12,6 @@ declare module "vitest" {
   }
 }
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 /**
  * One real PostgreSQL for the whole run: `TEST_DATABASE_URL` if set, otherwise

@@ -9,25 +9,18 @@ import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 import { type ChildProcess, spawn } from "node:child_process"
 import { get } from "node:http"
-import { createServer } from "node:net"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Pool } from "pg"
 import { Api } from "../../src/Http/Api.ts"
+import { identityEnv } from "./identity.ts"
+import { freePort } from "./freePort.ts"
+
+export { freePort }
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export const handlersModule = path.join(root, "test/support/handlers.ts")
 
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -104,6 +97,7 @@ export const startService = async (options: StartOptions): Promise<Service> => {
     FOREMAN_DB_POOL_SIZE: "4",
     FOREMAN_HANDLERS: handlersModule,
     FOREMAN_TEST_SIDE_EFFECTS_URL: options.databaseUrl,
+    ...identityEnv,
     ...options.env
   }
   const name = options.name ?? env.FOREMAN_INSTANCE_ID ?? `port-${port}`
