@@ -68,8 +68,8 @@ const RepositoriesLive = Layer.mergeAll(
 )
 
 export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer, Workers.layer, RateLimits.layer).pipe(
-  Layer.provideMerge(Audit.layer),
   Layer.provideMerge(Layer.mergeAll(Users.layer, Sessions.layer, Members.layer)),
+  Layer.provideMerge(Audit.layer),
   Layer.provideMerge(Layer.merge(Projects.layer, Notifier.layer)),
   Layer.provideMerge(Layer.merge(RepositoriesLive, ReadinessProbe.layer)),
   Layer.provideMerge(DatabaseReadyLive),

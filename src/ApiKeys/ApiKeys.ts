@@ -1,7 +1,7 @@
 import { Console, Context, Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { fromOperatorToken, generateKey, matches, prefixOf } from "../Auth/KeySecret.ts"
-import { CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
+import { CurrentPrincipal, type Principal, actorName } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type Forbidden, NotFound, Unauthorized, type ValidationError } from "../Domain/Errors.ts"
 import { ApiKeyId, newId, type ProjectId } from "../Domain/Ids.ts"
@@ -9,7 +9,6 @@ import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
 import type { ProjectRole } from "../Domain/Role.ts"
 import { Projects } from "../Projects/Projects.ts"
 import { Audit } from "../Audit/Audit.ts"
-import { actorOf } from "../Jobs/Jobs.ts"
 import type { ApiKey } from "./Api.ts"
 import { type ApiKeyRow, ApiKeysRepo } from "./ApiKeysRepo.ts"
 
@@ -74,7 +73,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         const apiKey = yield* toApiKey(row)
         yield* audit.record({
           projectId,
-          actor: actorOf(yield* CurrentPrincipal),
+          actor: actorName(yield* CurrentPrincipal),
           action: "api_key.created",
           targetType: "api_key",
           targetId: row.id,
@@ -101,7 +100,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         if (row === undefined) return yield* new NotFound({ message: "api key not found" })
         yield* audit.record({
           projectId,
-          actor: actorOf(yield* CurrentPrincipal),
+          actor: actorName(yield* CurrentPrincipal),
           action: "api_key.revoked",
           targetType: "api_key",
           targetId: row.id

@@ -25,11 +25,16 @@ export class AuditApi extends HttpApiGroup.make("audit")
       query: PageQuery,
       success: Page(AuditEntry),
       error: [NotFound, Forbidden, ValidationError]
+    }),
+    HttpApiEndpoint.get("platform", "/v1/audit", {
+      query: PageQuery,
+      success: Page(AuditEntry),
+      error: [Forbidden, ValidationError]
     })
   )
   .middleware(Authentication)
   .annotateMerge(OpenApi.annotations({
     title: "Audit log",
-    description: "Security-relevant and operator actions in a project, newest first."
+    description: "Security-relevant and operator actions, newest first: per project, and platform-wide (logins, refresh-token reuse) for platform administrators."
   }))
 {}

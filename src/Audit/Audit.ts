@@ -1,4 +1,5 @@
 import { Context, Effect, Layer } from "effect"
+import { requirePlatformAdmin } from "../Auth/Policy.ts"
 import type { CurrentPrincipal } from "../Auth/Principal.ts"
 import type { Forbidden, NotFound, ValidationError } from "../Domain/Errors.ts"
 import type { ProjectId } from "../Domain/Ids.ts"
@@ -28,6 +29,14 @@ export class Audit extends Context.Service<Audit, {
   ): Effect.Effect<
     { readonly items: ReadonlyArray<AuditEntry>; readonly next_cursor: string | null },
     NotFound | Forbidden | ValidationError,
+    CurrentPrincipal
+  >
+  /** Platform-wide entries, for platform administrators. */
+  platform(
+    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+  ): Effect.Effect<
+    { readonly items: ReadonlyArray<AuditEntry>; readonly next_cursor: string | null },
+    Forbidden | ValidationError,
     CurrentPrincipal
   >
 }>()("foreman/Audit") {
@@ -60,7 +69,16 @@ export class Audit extends Context.Service<Audit, {
         return toPage(yield* repo.list(projectId, before, limit + 1), limit, (entry) => entry.id)
       })
 
-      return Audit.of({ record, list })
+      const platform = Effect.fn("Audit.platform")(function*(
+        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+      ) {
+        yield* requirePlatformAdmin()
+        const before = yield* decodeCursor(options.cursor, sequenceKey)
+        const limit = options.limit ?? defaultLimit
+        return toPage(yield* repo.list(null, before, limit + 1), limit, (entry) => entry.id)
+      })
+
+      return Audit.of({ record, list, platform })
     })
   )
 }

@@ -17,7 +17,8 @@ export interface NewAuditEntry {
 
 export class AuditRepo extends Context.Service<AuditRepo, {
   insert(entry: NewAuditEntry): Effect.Effect<void>
-  list(projectId: ProjectId, before: string | undefined, limit: number): Effect.Effect<ReadonlyArray<AuditEntry>>
+  /** `projectId` null: the platform-wide entries (logins, refresh-token reuse). */
+  list(projectId: ProjectId | null, before: string | undefined, limit: number): Effect.Effect<ReadonlyArray<AuditEntry>>
 }>()("foreman/AuditRepo") {
   static readonly layer = Layer.effect(
     AuditRepo,
@@ -34,7 +35,7 @@ export class AuditRepo extends Context.Service<AuditRepo, {
           ),
         list: (projectId, before, limit) =>
           sql`SELECT audit_log.id::text AS id, project_id, at, actor, action, target_type, target_id, request_id, details
-              FROM audit_log WHERE project_id = ${projectId}
+              FROM audit_log WHERE ${projectId === null ? sql`project_id IS NULL` : sql`project_id = ${projectId}`}
               ${before === undefined ? sql`` : sql`AND audit_log.id < ${before}`}
               ORDER BY audit_log.id DESC LIMIT ${limit}`.pipe(
             Effect.flatMap(decodeEntries),

@@ -9,7 +9,8 @@ export const AuditHttp = HttpApiBuilder.group(
   Effect.fn(function*(handlers) {
     const audit = yield* Audit
     return handlers.handleAll({
-      list: ({ params, query }) => audit.list(params.projectId, query)
+      list: ({ params, query }) => audit.list(params.projectId, query),
+      platform: ({ query }) => audit.platform(query)
     })
   })
 )

@@ -1,5 +1,5 @@
 import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
-import { Unauthorized } from "../Domain/Errors.ts"
+import { RateLimited, Unauthorized } from "../Domain/Errors.ts"
 import { CurrentPrincipal } from "./Principal.ts"
 
 /**
@@ -13,5 +13,5 @@ export class Authentication extends HttpApiMiddleware.Service<Authentication, {
   requires: never
 }>()("foreman/Authentication", {
   security: { bearer: HttpApiSecurity.bearer },
-  error: Unauthorized
+  error: [Unauthorized, RateLimited]
 }) {}

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { Unauthorized } from "../Domain/Errors.ts"
+import { RateLimited, Unauthorized } from "../Domain/Errors.ts"
 import { ProjectId } from "../Domain/Ids.ts"
 import { storableText } from "../Domain/Json.ts"
 import { MemberRole } from "../Domain/Role.ts"
@@ -44,7 +44,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
     HttpApiEndpoint.post("login", "/v1/auth/login", {
       payload: Login,
       success: TokenPair,
-      error: Unauthorized
+      error: [Unauthorized, RateLimited]
     }),
     HttpApiEndpoint.post("refresh", "/v1/auth/refresh", {
       payload: RefreshRequest,

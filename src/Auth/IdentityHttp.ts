@@ -1,4 +1,6 @@
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import { HttpServerRequest } from "effect/http"
+import { RateLimits } from "../Http/RateLimits.ts"
 import { HttpApiBuilder } from "effect/http-api"
 import { Api } from "../Http/Api.ts"
 import { UsersRepo } from "../Users/UsersRepo.ts"
@@ -11,8 +13,14 @@ export const AuthHttp = HttpApiBuilder.group(
   "auth",
   Effect.fn(function*(handlers) {
     const sessions = yield* Sessions
+    const limits = yield* RateLimits
     return handlers.handleAll({
-      login: ({ payload }) => sessions.login(payload.email, payload.password),
+      // Stricter than the general limit, per client address: against password guessing.
+      login: Effect.fn("Auth.login")(function*({ payload }) {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        yield* limits.check("login", Option.getOrElse(request.remoteAddress, () => "unknown"))
+        return yield* sessions.login(payload.email, payload.password)
+      }),
       refresh: ({ payload }) => sessions.refresh(payload.refresh_token),
       logout: ({ payload }) => sessions.logout(payload.refresh_token)
     })

@@ -14,6 +14,7 @@ import { makeDummyHash, verifyPassword } from "./Password.ts"
 import type { UserPrincipal } from "./Principal.ts"
 import { IdentitySecrets } from "./Secrets.ts"
 import { SessionsRepo } from "./SessionsRepo.ts"
+import { Audit } from "../Audit/Audit.ts"
 
 const badCredentials = () => new Unauthorized({ message: "invalid email or password" })
 const badRefresh = () => new Unauthorized({ message: "invalid, expired, used or revoked refresh token" })
@@ -45,6 +46,7 @@ export class Sessions extends Context.Service<Sessions, {
       const secrets = yield* IdentitySecrets
       const config = yield* AppConfig
       const sql = yield* SqlClient.SqlClient
+      const audit = yield* Audit
       const dummyHash = yield* makeDummyHash(secrets.pepper)
       const jwt: JwtSettings = {
         issuer: config.jwtIssuer,
@@ -76,8 +78,25 @@ export class Sessions extends Context.Service<Sessions, {
         const user = yield* users.findByEmail(normalizeEmail(email))
         // An unknown email still pays for one Argon2 verification, against a dummy hash.
         const valid = yield* verifyPassword(user?.password_hash ?? dummyHash, password, secrets.pepper)
-        if (user === undefined || !valid) return yield* badCredentials()
+        if (user === undefined || !valid) {
+          yield* audit.record({
+            projectId: null,
+            actor: "anonymous",
+            action: "auth.login_failed",
+            targetType: "user",
+            targetId: user?.id ?? null,
+            details: { email: normalizeEmail(email) }
+          })
+          return yield* badCredentials()
+        }
         const familyId = newId()
+        yield* audit.record({
+          projectId: null,
+          actor: `user:${user.id}`,
+          action: "auth.login",
+          targetType: "session",
+          targetId: familyId
+        })
         return yield* sql.withTransaction(
           Effect.gen(function*() {
             yield* repo.createFamily(familyId, user.id)
@@ -100,6 +119,13 @@ export class Sessions extends Context.Service<Sessions, {
         if (state?.used === true && !state.family_revoked) {
           // A spent token came back: someone holds a copy. End the whole family.
           yield* repo.revokeFamily(state.family_id, "reuse")
+          yield* audit.record({
+            projectId: null,
+            actor: "system",
+            action: "auth.refresh_reuse",
+            targetType: "session",
+            targetId: state.family_id
+          })
           yield* Effect.logWarning("refresh token reuse detected; family revoked").pipe(
             Effect.annotateLogs({ family: state.family_id })
           )

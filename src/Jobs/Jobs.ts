@@ -2,7 +2,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { createHash } from "node:crypto"
 import stringify from "safe-stable-stringify"
-import { actorName, CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
+import { actorName, CurrentPrincipal } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import {
   Conflict,
@@ -32,8 +32,6 @@ type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unproces
 
 const jobNotFound = () => new NotFound({ message: "job not found" })
 
-/** How a principal is named in job events and the audit trail. */
-export const actorOf = (principal: Principal): string => actorName(principal)
 
 /** The canonical hash of an enqueue request: same key + same hash is a replay. */
 const requestHash = (item: EnqueueJob): string =>
@@ -157,7 +155,7 @@ export class Jobs extends Context.Service<Jobs, {
         asBatch: boolean
       ) {
         yield* projects.access(projectId, "jobs:enqueue")
-        const actor = actorOf(yield* CurrentPrincipal)
+        const actor = actorName(yield* CurrentPrincipal)
         const now = Date.now()
         const single = items.length === 1 && !asBatch
         const batch = yield* Effect.forEach(items, (item, index) => prepare(item, single ? undefined : index, now))
@@ -191,7 +189,7 @@ export class Jobs extends Context.Service<Jobs, {
 
       const cancel = Effect.fn("Jobs.cancel")(function*(projectId: ProjectId, id: JobId) {
         yield* projects.access(projectId, "jobs:cancel")
-        const actor = actorOf(yield* CurrentPrincipal)
+        const actor = actorName(yield* CurrentPrincipal)
         const cancelled = yield* repo.cancel(projectId, id, actor)
         if (cancelled !== undefined) {
           if (cancelled.from === "running") yield* engine.notifyCancelled(id)
@@ -216,7 +214,7 @@ export class Jobs extends Context.Service<Jobs, {
 
       const retry = Effect.fn("Jobs.retry")(function*(projectId: ProjectId, id: JobId) {
         yield* projects.access(projectId, "jobs:retry")
-        const actor = actorOf(yield* CurrentPrincipal)
+        const actor = actorName(yield* CurrentPrincipal)
         const retried = yield* repo.retry(projectId, id, actor)
         if (retried !== undefined) {
           yield* audit.record({ projectId, actor, action: "job.retried", targetType: "job", targetId: id })

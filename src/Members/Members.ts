@@ -1,7 +1,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { authorize } from "../Auth/Policy.ts"
-import type { CurrentPrincipal } from "../Auth/Principal.ts"
+import { actorName, CurrentPrincipal } from "../Auth/Principal.ts"
 import { Conflict, type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import type { ProjectId, UserId } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
@@ -9,6 +9,7 @@ import type { MemberRole } from "../Domain/Role.ts"
 import { Projects } from "../Projects/Projects.ts"
 import type { Member } from "./Api.ts"
 import { MembersRepo } from "./MembersRepo.ts"
+import { Audit } from "../Audit/Audit.ts"
 
 const memberNotFound = () => new NotFound({ message: "member not found" })
 const lastOwner = () => new Conflict({ message: "a project must keep at least one owner" })
@@ -40,6 +41,16 @@ export class Members extends Context.Service<Members, {
       const repo = yield* MembersRepo
       const projects = yield* Projects
       const sql = yield* SqlClient.SqlClient
+      const audit = yield* Audit
+      const recordChange = Effect.fnUntraced(function*(
+        projectId: ProjectId,
+        action: string,
+        userId: UserId,
+        details?: unknown
+      ) {
+        const principal = yield* CurrentPrincipal
+        yield* audit.record({ projectId, actor: actorName(principal), action, targetType: "member", targetId: userId, details })
+      })
 
       /** Granting, changing or removing the owner role takes an owner (or a platform administrator). */
       const requireOwner = (projectId: ProjectId) => authorize(projectId, "members:owners")
@@ -53,6 +64,7 @@ export class Members extends Context.Service<Members, {
         if (!(yield* repo.userExists(input.user_id))) return yield* new NotFound({ message: "user not found" })
         const member = yield* repo.insert(projectId, input.user_id, input.role)
         if (member === undefined) return yield* new Conflict({ message: "the user is already a member of this project" })
+        yield* recordChange(projectId, "member.added", input.user_id, { role: input.role })
         return member
       })
 
@@ -93,6 +105,7 @@ export class Members extends Context.Service<Members, {
           yield* guardChange(projectId, userId, role)
           const member = yield* repo.updateRole(projectId, userId, role)
           if (member === undefined) return yield* memberNotFound()
+          yield* recordChange(projectId, "member.role_changed", userId, { role })
           return member
         })).pipe(Effect.catchTag("SqlError", Effect.die))
       })
@@ -102,6 +115,7 @@ export class Members extends Context.Service<Members, {
         yield* sql.withTransaction(Effect.gen(function*() {
           yield* guardChange(projectId, userId, undefined)
           if (!(yield* repo.remove(projectId, userId))) return yield* memberNotFound()
+          yield* recordChange(projectId, "member.removed", userId)
         })).pipe(Effect.catchTag("SqlError", Effect.die))
       })
 

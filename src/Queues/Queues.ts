@@ -1,8 +1,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { CurrentPrincipal } from "../Auth/Principal.ts"
+import { CurrentPrincipal, actorName } from "../Auth/Principal.ts"
 import { Audit } from "../Audit/Audit.ts"
-import { actorOf } from "../Jobs/Jobs.ts"
 import { Conflict, type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { newId, type ProjectId, QueueId, type QueueName } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
@@ -70,7 +69,7 @@ export class Queues extends Context.Service<Queues, {
         if (queue === undefined) return yield* new Conflict({ message: `queue '${input.name}' already exists` })
         yield* audit.record({
           projectId,
-          actor: actorOf(yield* CurrentPrincipal),
+          actor: actorName(yield* CurrentPrincipal),
           action: "queue.created",
           targetType: "queue",
           targetId: queue.name,
@@ -108,7 +107,7 @@ export class Queues extends Context.Service<Queues, {
             : "queue.resumed"
           yield* audit.record({
             projectId,
-            actor: actorOf(yield* CurrentPrincipal),
+            actor: actorName(yield* CurrentPrincipal),
             action,
             targetType: "queue",
             targetId: name,

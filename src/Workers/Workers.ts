@@ -1,6 +1,5 @@
 import { Context, Duration, Effect, Layer, PubSub } from "effect"
-import type { CurrentPrincipal } from "../Auth/Principal.ts"
-import { CurrentPrincipal as CurrentPrincipalTag } from "../Auth/Principal.ts"
+import { actorName, CurrentPrincipal } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { type JobId, newId, type ProjectId, WorkerId } from "../Domain/Ids.ts"
@@ -10,7 +9,6 @@ import { HandlerFailure } from "../Engine/Handler.ts"
 import { Notifier } from "../Engine/Notifier.ts"
 import { failureFor } from "../Engine/Runner.ts"
 import type { Job } from "../Jobs/Api.ts"
-import { actorOf } from "../Jobs/Jobs.ts"
 import { JobsRepo } from "../Jobs/JobsRepo.ts"
 import { Projects } from "../Projects/Projects.ts"
 import { QueuesRepo } from "../Queues/QueuesRepo.ts"
@@ -95,7 +93,7 @@ export class Workers extends Context.Service<Workers, {
         yield* projects.access(projectId, "jobs:work")
         const worker = yield* repo.touch(projectId, workerId)
         if (worker === undefined) return yield* workerNotFound()
-        const principal = yield* CurrentPrincipalTag
+        const principal = yield* CurrentPrincipal
         const request = {
           limit: options.limit ?? 1,
           kinds: worker.kinds,
@@ -103,7 +101,7 @@ export class Workers extends Context.Service<Workers, {
           workerId,
           leaseMs: options.lease_ms ?? config.leaseMs,
           includeCapped: true,
-          actor: `worker:${workerId} (${actorOf(principal)})`
+          actor: `worker:${workerId} (${actorName(principal)})`
         }
         const deadline = Date.now() + (options.wait_ms ?? 0)
         return yield* Effect.scoped(Effect.gen(function*() {
@@ -167,7 +165,7 @@ export class Workers extends Context.Service<Workers, {
       ) {
         yield* projects.access(projectId, "jobs:work")
         yield* requireJob(projectId, jobId)
-        const actor = actorOf(yield* CurrentPrincipalTag)
+        const actor = actorName(yield* CurrentPrincipal)
         const done = yield* engine.complete([{ id: jobId, token: input.lease_token, result: input.result ?? null }], actor)
         if (done.length === 0) return yield* explain(projectId, jobId)
         return yield* requireJob(projectId, jobId)
@@ -206,7 +204,7 @@ export class Workers extends Context.Service<Workers, {
             details: input.error.details
           })
         )
-        const actor = actorOf(yield* CurrentPrincipalTag)
+        const actor = actorName(yield* CurrentPrincipal)
         const failed = yield* engine.fail([failure], actor, "failed")
         if (failed.length === 0) return yield* explain(projectId, jobId)
         return yield* requireJob(projectId, jobId)

@@ -108,3 +108,74 @@ layer(TestApp({ rateLimitPerAddress: 5 }), { excludeTestServices: true })("rate 
       assert.strictEqual((yield* raw("GET", "/readyz")).status, 200)
     }))
 })
+
+const json = (value: unknown) => JSON.stringify(value)
+
+layer(TestApp({ rateLimitLogin: 3 }), { excludeTestServices: true })("identity in the audit log; login rate limit", (it) => {
+  it.effect("logins (failed and successful), refresh reuse and membership changes are audited", () =>
+    Effect.gen(function*() {
+      const email = "audited@example.com"
+      const password = "correct horse battery staple"
+      const user = yield* raw("POST", "/v1/users", { token: adminToken, body: json({ email, password, name: "Audited" }) })
+      assert.strictEqual(user.status, 201)
+      const userId = isRecord(user.body) ? String(user.body.id) : ""
+      const bad = yield* raw("POST", "/v1/auth/login", { body: json({ email, password: "wrong password here" }) })
+      assert.strictEqual(bad.status, 401)
+      const good = yield* raw("POST", "/v1/auth/login", { body: json({ email, password }) })
+      assert.strictEqual(good.status, 200)
+      const refreshToken = isRecord(good.body) ? String(good.body.refresh_token) : ""
+      assert.strictEqual((yield* raw("POST", "/v1/auth/refresh", { body: json({ refresh_token: refreshToken }) })).status, 200)
+      assert.strictEqual((yield* raw("POST", "/v1/auth/refresh", { body: json({ refresh_token: refreshToken }) })).status, 401)
+
+      const platform = yield* raw("GET", "/v1/audit?limit=200", { token: adminToken })
+      assert.strictEqual(platform.status, 200)
+      const entries = isRecord(platform.body) && Array.isArray(platform.body.items) ? platform.body.items.filter(isRecord) : []
+      const find = (action: string) => entries.find((entry) => entry.action === action)
+      assert.deepInclude(find("auth.login_failed"), { actor: "anonymous", target_id: userId })
+      assert.deepInclude(find("auth.login"), { actor: `user:${userId}` })
+      assert.isDefined(find("auth.refresh_reuse"))
+
+      const project = yield* setupProject("members audited")
+      const added = yield* raw("POST", `/v1/projects/${project.projectId}/members`, {
+        token: project.tokens.admin,
+        body: json({ user_id: userId, role: "viewer" })
+      })
+      assert.strictEqual(added.status, 201)
+      const admin = yield* clientFor(project.tokens.admin)
+      const audit = yield* admin.audit.list({ params: { projectId: project.projectId }, query: {} })
+      const memberEntry = audit.items.find((entry) => entry.action === "member.added")
+      assert.strictEqual(memberEntry?.target_id, userId)
+      assert.strictEqual(memberEntry?.actor, `api_key:${project.keyIds.admin}`)
+    }))
+
+  it.effect("login attempts per address are limited more strictly than other calls", () =>
+    Effect.gen(function*() {
+      const statuses: Array<number> = []
+      for (let i = 0; i < 4; i++) {
+        const response = yield* raw("POST", "/v1/auth/login", { body: json({ email: "nobody@example.com", password: "not the password" }) })
+        statuses.push(response.status)
+        if (response.status === 429) assert.isAtLeast(Number(response.headers.get("retry-after")), 1)
+      }
+      // The budget of 3 was partly spent by the previous test in this layer.
+      assert.include(statuses, 429)
+      assert.strictEqual(statuses.at(-1), 429)
+      assert.strictEqual((yield* raw("GET", "/v1/projects", { token: adminToken })).status, 200)
+    }))
+})
+
+layer(TestApp({ rateLimitPerPrincipal: 4 }), { excludeTestServices: true })("rate limit per principal", (it) => {
+  it.effect("a key that used its budget gets 429; another key is unaffected", () =>
+    Effect.gen(function*() {
+      // Three calls of the platform admin's budget of four.
+      const admin = yield* clientFor(adminToken)
+      const project = yield* admin.projects.create({ payload: { name: "limited principal" } })
+      const viewer = yield* admin.apiKeys.create({ params: { projectId: project.id }, payload: { name: "v", role: "viewer" } })
+      const producer = yield* admin.apiKeys.create({ params: { projectId: project.id }, payload: { name: "p", role: "producer" } })
+      const statuses: Array<number> = []
+      for (let i = 0; i < 6; i++) {
+        statuses.push((yield* raw("GET", `/v1/projects/${project.id}/queues`, { token: viewer.secret })).status)
+      }
+      assert.deepStrictEqual(statuses, [200, 200, 200, 200, 429, 429])
+      assert.strictEqual((yield* raw("GET", `/v1/projects/${project.id}/queues`, { token: producer.secret })).status, 200)
+    }))
+})

@@ -114,6 +114,7 @@ const cases: Record<string, Case> = {
     request: (c) => at(`/v1/projects/${c.projectId}/jobs/${c.jobId}/fail`, { ...lease, error: { message: "x" } })
   },
   "GET /v1/projects/{projectId}/audit": { allowed: admins, request: (c) => at(`/v1/projects/${c.projectId}/audit`) },
+  "GET /v1/audit": { allowed: platformOnly, request: () => at("/v1/audit") },
   // Identity (test/integration/identity.test.ts covers the flows; here only who may call).
   "POST /v1/auth/login": { allowed: "public", request: () => at("/v1/auth/login", {}) },
   "POST /v1/auth/refresh": { allowed: "public", request: () => at("/v1/auth/refresh", {}) },

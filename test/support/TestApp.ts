@@ -33,6 +33,10 @@ export const testConfig = (url: string, overrides: Partial<AppConfigShape> = {})
     passwordPepper: Option.some(Redacted.make(testPepper)),
     jwtKeys: Option.some(Redacted.make(testJwtKeys)),
     databasePoolSize: 4,
+    // Tests log in and call far more often than a person; the limits have tests of their own.
+    rateLimitLogin: 100_000,
+    rateLimitPerAddress: 100_000_000,
+    rateLimitPerPrincipal: 100_000_000,
     ...overrides
   })
 
