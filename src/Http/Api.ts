@@ -29,6 +29,9 @@ export class Api extends HttpApi.make("foreman")
   .add(MembersApi)
   .add(AuditApi)
   .middleware(RequestValidation)
+  // Unknown fields in a request body are a 400, not silently dropped: a client that
+  // sends `state` or `project_id` learns at once that it cannot set them.
+  .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
   .annotateMerge(OpenApi.annotations({
     title: "Foreman",
     version: "1.0.0",

@@ -179,3 +179,28 @@ layer(TestApp({ rateLimitPerPrincipal: 4 }), { excludeTestServices: true })("rat
       assert.strictEqual((yield* raw("GET", `/v1/projects/${project.id}/queues`, { token: producer.secret })).status, 200)
     }))
 })
+
+layer(TestApp(), { excludeTestServices: true })("mass assignment", (it) => {
+  it.effect("unknown and server-owned fields in a request body are a 400 naming the field", () =>
+    Effect.gen(function*() {
+      const project = yield* setupProject("mass assignment")
+      const base = `/v1/projects/${project.projectId}`
+      yield* raw("POST", `${base}/queues`, { token: project.tokens.admin, body: json({ name: "q" }) })
+      const cases = [
+        { path: `${base}/jobs`, body: { queue: "q", kind: "k", payload: {}, state: "succeeded" }, field: "state" },
+        { path: `${base}/jobs`, body: { queue: "q", kind: "k", payload: {}, attempt: 5 }, field: "attempt" },
+        { path: `${base}/jobs`, body: { queue: "q", kind: "k", payload: {}, project_id: project.projectId }, field: "project_id" },
+        { path: `${base}/queues`, body: { name: "q2", id: "01a20623-99f0-7045-96c5-2e9f574d7135" }, field: "id" },
+        { path: `${base}/api-keys`, body: { name: "k", role: "viewer", project_id: project.projectId }, field: "project_id" },
+        { path: `${base}/api-keys`, body: { name: "k", role: "platform_admin" }, field: "role" }
+      ]
+      for (const { body, field, path } of cases) {
+        const response = yield* raw("POST", path, { token: project.tokens.admin, body: json(body) })
+        assert.strictEqual(response.status, 400, `${path} ${field}`)
+        assert.deepInclude(response.body, { code: "ValidationError" })
+        assert.include(response.text, field)
+      }
+      const jobs = yield* raw("GET", `${base}/jobs`, { token: project.tokens.admin })
+      assert.deepInclude(jobs.body, { items: [] })
+    }))
+})
