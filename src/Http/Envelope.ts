@@ -66,6 +66,29 @@ const causeToResponse = <E>(cause: Cause.Cause<E>) =>
 
 const probes = new Set(["/healthz", "/readyz"])
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+
+/**
+ * A JSON body that is not valid UTF-8 is refused: the framework would decode it
+ * with replacement characters and store something the client never sent. The
+ * body is read once and cached, so the endpoint's own decoding reuses it.
+ */
+const invalidUtf8 = (request: HttpServerRequest.HttpServerRequest) =>
+  request.method === "GET" || request.method === "HEAD" || !(request.headers["content-type"] ?? "").includes("json")
+    ? Effect.succeed(undefined)
+    : Effect.map(request.arrayBuffer, (bytes) => {
+      try {
+        strictUtf8.decode(bytes)
+        return undefined
+      } catch {
+        return Effect.succeed(HttpServerResponse.jsonUnsafe({
+          _tag: "ValidationError",
+          message: "the request body is not valid UTF-8",
+          issues: [{ path: ["payload"], message: "not valid UTF-8" }]
+        }, { status: 400 }))
+      }
+    })
+
 /** Sent on every response. The API reference page needs inline script and style; nothing else needs any. */
 const securityHeaders = (path: string): Record<string, string> => ({
   "x-content-type-options": "nosniff",
@@ -109,7 +132,7 @@ export const EnvelopeMiddleware = HttpRouter.middleware(
             { _tag: limited._tag, message: limited.message, retry_after_seconds: limited.retry_after_seconds },
             { status: 429 }
           )
-          : yield* httpEffect.pipe(
+          : yield* Effect.flatMap(invalidUtf8(request), (invalid) => invalid ?? httpEffect).pipe(
             Effect.provideService(CurrentRequestId, requestId),
             Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
             Effect.catchCause(causeToResponse),

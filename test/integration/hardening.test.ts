@@ -1,7 +1,7 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { queueName, setupProject } from "../support/fixtures.ts"
-import { adminToken, clientFor, raw, TestApp } from "../support/TestApp.ts"
+import { adminToken, baseUrl, clientFor, raw, TestApp } from "../support/TestApp.ts"
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
 
@@ -202,5 +202,26 @@ layer(TestApp(), { excludeTestServices: true })("mass assignment", (it) => {
       }
       const jobs = yield* raw("GET", `${base}/jobs`, { token: project.tokens.admin })
       assert.deepInclude(jobs.body, { items: [] })
+    }))
+})
+
+layer(TestApp(), { excludeTestServices: true })("invalid UTF-8", (it) => {
+  it.effect("a JSON body that is not valid UTF-8 is a 400; valid multi-byte text is accepted", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const send = (bytes: Uint8Array) =>
+        Effect.promise(async () => {
+          const response = await fetch(`${url}/v1/projects`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+            body: bytes
+          })
+          return { status: response.status, body: await response.text() }
+        })
+      const invalid = yield* send(Uint8Array.from([...Buffer.from('{"name":"bad '), 0xc3, 0x28, ...Buffer.from('"}')]))
+      assert.strictEqual(invalid.status, 400)
+      assert.include(invalid.body, "not valid UTF-8")
+      const valid = yield* send(new Uint8Array(Buffer.from(JSON.stringify({ name: "Grüße 😀" }))))
+      assert.strictEqual(valid.status, 201)
     }))
 })
