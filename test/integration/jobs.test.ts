@@ -450,9 +450,17 @@ layer(TestApp(), { timeout: 120_000, excludeTestServices: true })("jobs", (it) =
         yield* raw("GET", `/v1/projects/${projectId}/jobs?cursor=bogus`, { token: tokens.viewer }),
         ["query", "cursor"]
       )
+      for (const limit of ["201", "0", "-1", "99999999999999999999", "1.5", "ten"]) {
+        assertValidationIssue(
+          yield* raw("GET", `/v1/projects/${projectId}/jobs?limit=${limit}`, { token: tokens.viewer }),
+          ["query", "limit"]
+        )
+      }
+      // A cursor that decodes but was altered (another id, another version) is refused too.
+      const tampered = Buffer.from("v2:01a20623-99f0-7045-96c5-2e9f574d7135").toString("base64url")
       assertValidationIssue(
-        yield* raw("GET", `/v1/projects/${projectId}/jobs?limit=201`, { token: tokens.viewer }),
-        ["query", "limit"]
+        yield* raw("GET", `/v1/projects/${projectId}/jobs?cursor=${tampered}`, { token: tokens.viewer }),
+        ["query", "cursor"]
       )
     }))
 
