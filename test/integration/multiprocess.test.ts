@@ -3,41 +3,26 @@
  * while three instances compete for it, and a SIGKILLed instance's jobs are
  * picked up by the survivor only once their leases have expired.
  */
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import type { Pool } from "pg"
 import type { ProjectId } from "../../src/Domain/Ids.ts"
 import type { EnqueueJob } from "../../src/Jobs/Api.ts"
 import { queueName } from "../support/fixtures.ts"
 import {
-  createSideEffectsTable,
-  killAll,
-  openDb,
   outputs,
   rows,
+  sideEffectDatabases,
   type Service,
   startService,
   stopNow,
   waitFor,
   withClient
 } from "../support/processes.ts"
-import { createTestDatabase } from "../support/TestApp.ts"
 
 const adminKey = "multiprocess-test-admin-key-0123456789abcdef"
 
-const pools: Array<Pool> = []
-afterAll(async () => {
-  await killAll()
-  await Promise.all(pools.map((pool) => pool.end()))
-})
-
-const freshDatabase = async () => {
-  const url = await Effect.runPromise(createTestDatabase)
-  const db = openDb(url)
-  pools.push(db)
-  await createSideEffectsTable(db)
-  return { url, db }
-}
+const freshDatabase = sideEffectDatabases()
 
 /** A project and a queue whose retries are immediate (no backoff), created through `service`'s API. */
 const setupQueue = (service: Service, name: string) =>

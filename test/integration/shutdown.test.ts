@@ -3,43 +3,28 @@
  * fails at once, a running job gets the grace period to finish, and one that
  * outlives it is handed back uncounted for the next instance.
  */
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import type { Pool } from "pg"
 import type { ProjectId } from "../../src/Domain/Ids.ts"
 import { queueName } from "../support/fixtures.ts"
 import {
-  createSideEffectsTable,
   delay,
   exitWithin,
-  killAll,
-  openDb,
   type Probe,
   probe,
   rows,
+  sideEffectDatabases,
   type Service,
   startService,
   stopNow,
   waitFor,
   withClient
 } from "../support/processes.ts"
-import { createTestDatabase } from "../support/TestApp.ts"
 
 const adminKey = "shutdown-test-admin-key-0123456789abcdef"
 
-const pools: Array<Pool> = []
-afterAll(async () => {
-  await killAll()
-  await Promise.all(pools.map((pool) => pool.end()))
-})
-
-const freshDatabase = async () => {
-  const url = await Effect.runPromise(createTestDatabase)
-  const db = openDb(url)
-  pools.push(db)
-  await createSideEffectsTable(db)
-  return { url, db }
-}
+const freshDatabase = sideEffectDatabases()
 
 const start = (url: string, instanceId: string, graceMs: number) =>
   startService({

@@ -15,6 +15,8 @@ import { Pool } from "pg"
 import { Api } from "../../src/Http/Api.ts"
 import { identityEnv } from "./identity.ts"
 import { freePort } from "./freePort.ts"
+import { createTestDatabase } from "./TestApp.ts"
+import { afterAll } from "vitest"
 
 export { freePort }
 
@@ -220,3 +222,23 @@ export const createSideEffectsTable = (db: Pool) =>
     instance text,
     at timestamptz NOT NULL
   )`)
+
+/**
+ * For a test file that spawns services: returns `freshDatabase()`, which makes a
+ * new database with the `side_effects` table, and registers an `afterAll` that
+ * kills every spawned service and closes the pools.
+ */
+export const sideEffectDatabases = () => {
+  const pools: Array<Pool> = []
+  afterAll(async () => {
+    await killAll()
+    await Promise.all(pools.map((pool) => pool.end()))
+  })
+  return async () => {
+    const url = await Effect.runPromise(createTestDatabase)
+    const db = openDb(url)
+    pools.push(db)
+    await createSideEffectsTable(db)
+    return { url, db }
+  }
+}
