@@ -42,6 +42,7 @@ import { EngineRepo } from "./Engine/EngineRepo.ts"
 import { Handlers } from "./Engine/Handlers.ts"
 import { MaintenanceLive } from "./Engine/Maintenance.ts"
 import { Notifier } from "./Engine/Notifier.ts"
+import { requestLogger } from "./Observability/Logging.ts"
 import { Runner } from "./Engine/Runner.ts"
 import { WorkersHttp } from "./Workers/Http.ts"
 import { Workers } from "./Workers/Workers.ts"
@@ -147,7 +148,8 @@ export const HttpLive = Layer.unwrap(
       maxAge: 600
     })
     const routes = config.role === "worker" ? ProbeRoutesLive : Layer.merge(RoutesLive, cors)
-    return HttpRouter.serve(routes).pipe(
+    // Effect's request logger, with the request id on its line (see requestLogger).
+    return HttpRouter.serve(routes, { disableLogger: true, middleware: requestLogger }).pipe(
       Layer.provideMerge(NodeHttpServer.layer(makeNodeServer, { port: config.port, host: config.host }))
     )
   })

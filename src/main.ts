@@ -1,8 +1,13 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Exit, Layer } from "effect"
+import { AppConfig } from "./Config/AppConfig.ts"
+import { LoggingLive } from "./Observability/Logging.ts"
 import { AppLive } from "./Server.ts"
 
+// JSON lines on stdout at FOREMAN_LOG_LEVEL for everything the app logs, its startup included.
+const MainLive = AppLive.pipe(Layer.provide(LoggingLive.pipe(Layer.provide(AppConfig.layer))))
+
 // SIGTERM/SIGINT interrupt the app; a shutdown that completes is a clean exit (0), not 130.
-Layer.launch(AppLive).pipe(NodeRuntime.runMain({
+Layer.launch(MainLive).pipe(NodeRuntime.runMain({
   teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? 1 : 0)
 }))

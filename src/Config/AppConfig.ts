@@ -1,4 +1,4 @@
-import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Config, Context, Effect, Layer, type LogLevel, Option, Redacted, Schema } from "effect"
 import { hostname } from "node:os"
 
 /** An integer setting; a value outside [min, max] stops startup with a configuration error. */
@@ -49,6 +49,8 @@ export interface AppConfigShape {
   readonly rateLimitLogin: number
   /** Origins allowed to call the API from a browser; empty means CORS is closed. */
   readonly corsOrigins: ReadonlyArray<string>
+  /** The least severe level written to the log; `Info` unless set. */
+  readonly logLevel: LogLevel.LogLevel
 }
 
 export const appConfig = Config.all({
@@ -82,7 +84,8 @@ export const appConfig = Config.all({
   rateLimitPerAddress: intBetween("FOREMAN_RATE_LIMIT_PER_ADDRESS", 1, 100_000_000, 12_000),
   rateLimitPerPrincipal: intBetween("FOREMAN_RATE_LIMIT_PER_PRINCIPAL", 1, 100_000_000, 12_000),
   rateLimitLogin: intBetween("FOREMAN_RATE_LIMIT_LOGIN", 1, 100_000, 10),
-  corsOrigins: Config.String("FOREMAN_CORS_ORIGINS").pipe(Config.withDefault(""), Config.map(list))
+  corsOrigins: Config.String("FOREMAN_CORS_ORIGINS").pipe(Config.withDefault(""), Config.map(list)),
+  logLevel: Config.LogLevel("FOREMAN_LOG_LEVEL").pipe(Config.withDefault("Info" as const))
 })
 
 export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("foreman/AppConfig") {

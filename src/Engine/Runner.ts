@@ -147,7 +147,9 @@ export class Runner extends Context.Service<Runner, {
             // Only this attempt's slot: the job may already run again here under a newer lease.
             if (running.get(job.id)?.token === job.lease_token) running.delete(job.id)
             return wake
-          }))
+          })),
+          // Every log line of the attempt (handler, timeout, result recording) names its job.
+          Effect.annotateLogs({ jobId: job.id, queue: job.queue, kind: job.kind, attempt: job.attempt })
         )
       }
 
@@ -219,7 +221,7 @@ export class Runner extends Context.Service<Runner, {
                 Effect.suspend(() => write([row])).pipe(
                   Effect.catchCause((cause) =>
                     Effect.logError(`could not record a job ${what}; the reaper will reclaim it`, cause).pipe(
-                      Effect.annotateLogs({ job: row.id })
+                      Effect.annotateLogs({ jobId: row.id })
                     )
                   )
                 ), { discard: true })

@@ -1,0 +1,72 @@
+import { Effect, Formatter, Layer, Logger, References } from "effect"
+import { Headers, HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { AppConfig } from "../Config/AppConfig.ts"
+import { resolveRequestId } from "../Http/RequestId.ts"
+
+const reserved = new Set(["time", "level", "message", "traceId", "spanId", "cause", "durations"])
+
+/**
+ * Effect's own structured record (`Logger.formatStructured`, the record behind
+ * `Logger.formatJson`), reshaped into one flat object. Written by hand only
+ * for what the built-in JSON logger lacks: it names the time `timestamp`,
+ * nests the annotations, and carries no trace or span id. The ids come from
+ * the fiber's current span (`fiber.cache.span`, what `Effect.currentSpan`
+ * reads), so a line can be joined with its trace. An annotation cannot
+ * overwrite a fixed field.
+ */
+export const formatLine = Logger.make((options): string => {
+  const entry = Logger.formatStructured.log(options)
+  const span = options.fiber.cache.span
+  const line: Record<string, unknown> = { time: entry.timestamp, level: entry.level, message: entry.message }
+  for (const [key, value] of Object.entries(entry.annotations)) {
+    if (!reserved.has(key)) line[key] = value
+  }
+  if (span !== undefined) {
+    line.traceId = span.traceId
+    line.spanId = span.spanId
+  }
+  if (entry.cause !== undefined) line.cause = entry.cause
+  if (Object.keys(entry.spans).length > 0) line.durations = entry.spans
+  return Formatter.formatJson(line)
+})
+
+/** `formatLine` written to stdout through the `Console` service, as `Logger.consoleJson` does. */
+export const jsonLogger = Logger.withConsoleLog(formatLine)
+
+/**
+ * The service's logging: one JSON object per line on stdout, at or above
+ * `FOREMAN_LOG_LEVEL`. It replaces the default loggers, so the pretty console
+ * logger goes; `tracerLogger` (log lines as span events) is kept.
+ */
+export const LoggingLive = Layer.unwrap(Effect.gen(function*() {
+  const config = yield* AppConfig
+  return Layer.merge(
+    Logger.layer([jsonLogger, Logger.tracerLogger]),
+    Layer.succeed(References.MinimumLogLevel, config.logLevel)
+  )
+}))
+
+/**
+ * Effect's request logger (`HttpMiddleware.logger`: method, path without the
+ * query, status; never headers or bodies), with the request id on its line.
+ * It runs outside the router, so the envelope middleware's
+ * `annotateLogs({ requestId })` does not reach it: the id is resolved here
+ * first, and a minted one is handed on as the request's `x-request-id`, so
+ * the envelope (which adopts a well-formed incoming id) answers with the same.
+ * For `HttpRouter.serve(..., { disableLogger: true, middleware: requestLogger })`.
+ */
+export const requestLogger = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const incoming = request.headers["x-request-id"]
+    const requestId = resolveRequestId(incoming)
+    const logged = HttpMiddleware.logger(app).pipe(Effect.annotateLogs({ requestId }))
+    return yield* requestId === incoming ? logged : logged.pipe(
+      Effect.provideService(
+        HttpServerRequest.HttpServerRequest,
+        request.modify({ headers: Headers.set(request.headers, "x-request-id", requestId) })
+      )
+    )
+  })

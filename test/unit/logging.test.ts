@@ -1,0 +1,90 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Exit, Logger, Redacted, References } from "effect"
+import { TestConsole } from "effect/testing"
+import { appConfig } from "../../src/Config/AppConfig.ts"
+import { jsonLogger } from "../../src/Observability/Logging.ts"
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Runs `effect` with the service's JSON logger and returns the parsed lines. */
+const logged = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    yield* Effect.provide(effect, Logger.layer([jsonLogger]))
+    const lines = yield* TestConsole.logLines
+    return lines.map((line) => {
+      assert.strictEqual(typeof line, "string")
+      const value: unknown = JSON.parse(String(line))
+      if (!isRecord(value)) throw new Error(`not an object: ${String(line)}`)
+      return value
+    })
+  }).pipe(Effect.provide(TestConsole.layer))
+
+describe("JSON logger", () => {
+  it.effect("one object per line: time, level, message and the annotations beside them", () =>
+    Effect.gen(function*() {
+      const [line] = yield* logged(Effect.logInfo("attempt started").pipe(
+        Effect.annotateLogs({ jobId: "job-1", queue: "emails", attempt: 2 })
+      ))
+      assert.deepStrictEqual(line, {
+        time: line?.time,
+        level: "INFO",
+        message: "attempt started",
+        jobId: "job-1",
+        queue: "emails",
+        attempt: 2
+      })
+      assert.match(String(line?.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    }))
+
+  it.effect("the current span's trace and span ids, when a span is active", () =>
+    Effect.gen(function*() {
+      const [outside, inside] = yield* logged(Effect.gen(function*() {
+        yield* Effect.log("no span")
+        yield* Effect.gen(function*() {
+          const span = yield* Effect.currentSpan
+          yield* Effect.log("in a span", span.traceId, span.spanId)
+        }).pipe(Effect.withSpan("work"))
+      }))
+      assert.notProperty(outside, "traceId")
+      assert.notProperty(outside, "spanId")
+      const message = inside?.message
+      assert.isTrue(Array.isArray(message))
+      assert.deepStrictEqual(message, ["in a span", inside?.traceId, inside?.spanId])
+      assert.match(String(inside?.traceId), /^[0-9a-f]{32}$/)
+      assert.match(String(inside?.spanId), /^[0-9a-f]{16}$/)
+    }))
+
+  it.effect("annotations cannot replace the fixed fields; redacted values stay redacted; causes are written", () =>
+    Effect.gen(function*() {
+      const [line] = yield* logged(Effect.logError("failed", Redacted.make("s3cr3t-value")).pipe(
+        Effect.annotateLogs({ level: "fake", message: "fake", token: Redacted.make("s3cr3t-token") })
+      ))
+      assert.strictEqual(line?.level, "ERROR")
+      assert.strictEqual(JSON.stringify(line?.message).includes("failed"), true)
+      assert.notInclude(JSON.stringify(line), "s3cr3t")
+    }))
+
+  it.effect("lines below the minimum level are not written", () =>
+    Effect.gen(function*() {
+      const lines = yield* logged(Effect.gen(function*() {
+        yield* Effect.logDebug("hidden")
+        yield* Effect.logWarning("shown")
+      }).pipe(Effect.provideService(References.MinimumLogLevel, "Warn")))
+      assert.deepStrictEqual(lines.map((line) => line.message), ["shown"])
+    }))
+})
+
+describe("FOREMAN_LOG_LEVEL", () => {
+  const parse = (env: Record<string, string>) => Effect.runSyncExit(appConfig.parse(ConfigProvider.fromUnknown(env)))
+
+  it("defaults to Info, accepts Effect's level names, refuses others", () => {
+    const levelOf = (env: Record<string, string>) => {
+      const exit = parse(env)
+      return Exit.isSuccess(exit) ? exit.value.logLevel : "refused"
+    }
+    assert.strictEqual(levelOf({}), "Info")
+    assert.strictEqual(levelOf({ FOREMAN_LOG_LEVEL: "Debug" }), "Debug")
+    assert.strictEqual(levelOf({ FOREMAN_LOG_LEVEL: "Warn" }), "Warn")
+    assert.strictEqual(levelOf({ FOREMAN_LOG_LEVEL: "loud" }), "refused")
+  })
+})
