@@ -1,5 +1,5 @@
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -43,6 +43,7 @@ import { Handlers } from "./Engine/Handlers.ts"
 import { MaintenanceLive } from "./Engine/Maintenance.ts"
 import { Notifier } from "./Engine/Notifier.ts"
 import { requestLogger } from "./Observability/Logging.ts"
+import { metricsMiddleware, MetricsRoute, OpsPathsHidden, PrometheusMetrics, RouteTemplate } from "./Observability/Metrics.ts"
 import { Runner } from "./Engine/Runner.ts"
 import { WorkersHttp } from "./Workers/Http.ts"
 import { Workers } from "./Workers/Workers.ts"
@@ -90,7 +91,8 @@ export const RoutesLive = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp, WorkersHttp, AuditHttp]),
     Layer.provide([AuthHttp, MeHttp, UsersHttp, MembersHttp]),
-    Layer.provide([AuthenticationLive, RequestValidationLive])
+    Layer.provide([AuthenticationLive, RequestValidationLive]),
+    Layer.provide(RouteTemplate)
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
   EnvelopeMiddleware
@@ -98,7 +100,7 @@ export const RoutesLive = Layer.mergeAll(
 
 /** A worker-only instance answers probes and nothing else: the public API is not exposed. */
 const ProbeRoutesLive = Layer.mergeAll(
-  HttpApiBuilder.layer(ProbesApi).pipe(Layer.provide(ProbesHttp)),
+  HttpApiBuilder.layer(ProbesApi).pipe(Layer.provide(ProbesHttp), Layer.provide(RouteTemplate)),
   EnvelopeMiddleware
 )
 
@@ -148,10 +150,21 @@ export const HttpLive = Layer.unwrap(
       maxAge: 600
     })
     const routes = config.role === "worker" ? ProbeRoutesLive : Layer.merge(RoutesLive, cors)
-    // Effect's request logger, with the request id on its line (see requestLogger).
-    return HttpRouter.serve(routes, { disableLogger: true, middleware: requestLogger }).pipe(
-      Layer.provideMerge(NodeHttpServer.layer(makeNodeServer, { port: config.port, host: config.host }))
-    )
+    const metricsRoute = MetricsRoute.pipe(Layer.provide(RouteTemplate))
+    const listener = (port: number) => NodeHttpServer.layer(makeNodeServer, { port, host: config.host })
+    // Effect's request logger, with the request id on its line (see requestLogger), around the request metrics.
+    const serve = <A, E, R>(app: Layer.Layer<A, E, R>) =>
+      HttpRouter.serve(app, { disableLogger: true, middleware: (effect) => requestLogger(metricsMiddleware(effect)) })
+    // FOREMAN_OPS_PORT: metrics and probes on their own listener, hidden from the public one.
+    const publicLive = Option.isSome(config.opsPort)
+      ? serve(Layer.merge(routes, OpsPathsHidden)).pipe(
+        Layer.provideMerge(listener(config.port)),
+        Layer.provideMerge(Layer.effectDiscard(Layer.build(
+          serve(Layer.merge(ProbeRoutesLive, metricsRoute)).pipe(Layer.provide(listener(config.opsPort.value)))
+        )))
+      )
+      : serve(Layer.merge(routes, metricsRoute)).pipe(Layer.provideMerge(listener(config.port)))
+    return publicLive.pipe(Layer.provideMerge(PrometheusMetrics.layer))
   })
 )
 

@@ -15,6 +15,8 @@ const list = (value: string): ReadonlyArray<string> =>
 export interface AppConfigShape {
   readonly port: number
   readonly host: string
+  /** `FOREMAN_OPS_PORT`: when set, /metrics, /healthz and /readyz are served there and not on `port`. */
+  readonly opsPort: Option.Option<number>
   readonly databaseUrl: Option.Option<Redacted.Redacted>
   readonly embeddedDataDir: string
   readonly embeddedPort: number
@@ -56,6 +58,7 @@ export interface AppConfigShape {
 export const appConfig = Config.all({
   port: Config.Port("PORT").pipe(Config.withDefault(8080)),
   host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
+  opsPort: Config.option(Config.Port("FOREMAN_OPS_PORT")),
   databaseUrl: Config.option(Config.Redacted("DATABASE_URL")),
   embeddedDataDir: Config.String("FOREMAN_EMBEDDED_PG_DIR").pipe(Config.withDefault(".data/postgres")),
   embeddedPort: Config.Port("FOREMAN_EMBEDDED_PG_PORT").pipe(Config.withDefault(54329)),

@@ -2,6 +2,7 @@ import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { EngineRepo, type ExpiredLease, type Failure } from "./EngineRepo.ts"
 import { nextRetryDelay } from "./RetryPolicy.ts"
+import { recordLeasesExpired } from "../Observability/Metrics.ts"
 
 const batchSize = 500
 
@@ -41,6 +42,7 @@ export const MaintenanceLive = Layer.effectDiscard(Effect.gen(function*() {
       if (expired.length === 0) return
       const failures = yield* Effect.forEach(expired, expiredToFailure)
       yield* repo.fail(failures, "system", "lease_expired")
+      yield* recordLeasesExpired(expired.length)
       yield* Effect.logInfo("expired leases reclaimed").pipe(Effect.annotateLogs({ count: expired.length }))
       if (expired.length < batchSize) return
     }

@@ -4,6 +4,7 @@ import { type ClaimedJob, type Completion, EngineRepo, type Failure } from "./En
 import { HandlerFailure } from "./Handler.ts"
 import { Handlers } from "./Handlers.ts"
 import { Notifier } from "./Notifier.ts"
+import * as Metrics from "../Observability/Metrics.ts"
 import { nextRetryDelay } from "./RetryPolicy.ts"
 
 interface Slot {
@@ -107,7 +108,9 @@ export class Runner extends Context.Service<Runner, {
         const attempt = handler === undefined
           ? Effect.fail(new HandlerFailure({ message: `no in-process handler for kind '${job.kind}'`, retryable: false }))
           : handler(job)
-        return attempt.pipe(
+        const started = performance.now()
+        return Metrics.recordStarted(job).pipe(
+          Effect.andThen(attempt),
           Effect.timeoutOrElse({
             duration: Duration.millis(job.timeout_ms),
             orElse: () => Effect.fail(new HandlerFailure({ message: `timed out after ${job.timeout_ms} ms`, retryable: true }))
@@ -121,6 +124,12 @@ export class Runner extends Context.Service<Runner, {
             }
           }),
           Effect.exit,
+          // Interrupted attempts (lost lease, shutdown) have no outcome and are not timed.
+          Effect.tap((exit) =>
+            Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+              ? Effect.void
+              : Metrics.recordExecution(job, (performance.now() - started) / 1000)
+          ),
           Effect.flatMap((exit) => {
             if (Exit.isSuccess(exit)) {
               let result: unknown
@@ -130,17 +139,17 @@ export class Runner extends Context.Service<Runner, {
                 const message = `handler result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
                 return Effect.flatMap(
                   failureFor(job, new HandlerFailure({ message, retryable: false })),
-                  (row) => Queue.offer(failures, row)
+                  (row) => Effect.andThen(Metrics.recordFailed(job, row), Queue.offer(failures, row))
                 )
               }
-              return Queue.offer(completions, { id: job.id, token: job.lease_token, result })
+              return Effect.andThen(Metrics.recordSucceeded(job), Queue.offer(completions, { id: job.id, token: job.lease_token, result }))
             }
             if (Cause.hasInterruptsOnly(exit.cause)) return Effect.void
             const failure = Option.getOrElse(
               Cause.findErrorOption(exit.cause),
               () => new HandlerFailure({ message: `handler crashed: ${Cause.pretty(exit.cause)}`, retryable: true })
             )
-            return Effect.flatMap(failureFor(job, failure), (row) => Queue.offer(failures, row))
+            return Effect.flatMap(failureFor(job, failure), (row) => Effect.andThen(Metrics.recordFailed(job, row), Queue.offer(failures, row)))
           }),
           Effect.asVoid,
           Effect.ensuring(Effect.suspend(() => {

@@ -27,6 +27,7 @@ import {
   retryableStates,
   type StoredJob
 } from "./JobsRepo.ts"
+import { recordCancelled, recordEnqueued } from "../Observability/Metrics.ts"
 
 type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unprocessable | ValidationError
 
@@ -120,6 +121,7 @@ export class Jobs extends Context.Service<Jobs, {
         single: boolean
       ) {
         const inserted = yield* repo.insertMany(projectId, batch, actor)
+        yield* recordEnqueued(inserted.map((row) => row.job))
         // Delivered at commit: idle workers wake as soon as the jobs are visible.
         if (inserted.some((row) => row.job.state === "available")) yield* engine.notifyAvailable([projectId])
         const byId = new Map<string, StoredJob>(inserted.map((row) => [row.job.id, row]))
@@ -193,6 +195,7 @@ export class Jobs extends Context.Service<Jobs, {
         const cancelled = yield* repo.cancel(projectId, id, actor)
         if (cancelled !== undefined) {
           if (cancelled.from === "running") yield* engine.notifyCancelled(id)
+          yield* recordCancelled(cancelled.job)
           yield* audit.record({
             projectId,
             actor,

@@ -8,6 +8,7 @@ import { type ClaimedJob, EngineRepo } from "../Engine/EngineRepo.ts"
 import { HandlerFailure } from "../Engine/Handler.ts"
 import { Notifier } from "../Engine/Notifier.ts"
 import { failureFor } from "../Engine/Runner.ts"
+import * as Metrics from "../Observability/Metrics.ts"
 import type { Job } from "../Jobs/Api.ts"
 import { JobsRepo } from "../Jobs/JobsRepo.ts"
 import { Projects } from "../Projects/Projects.ts"
@@ -110,6 +111,7 @@ export class Workers extends Context.Service<Workers, {
           while (true) {
             const claimed = yield* engine.claim(request)
             const remaining = deadline - Date.now()
+            yield* Effect.forEach(claimed, Metrics.recordStarted, { discard: true })
             if (claimed.length > 0 || remaining <= 0) return claimed
             const wakeForUs = Effect.gen(function*() {
               while (true) {
@@ -164,10 +166,11 @@ export class Workers extends Context.Service<Workers, {
         input: { readonly lease_token: string; readonly result?: unknown }
       ) {
         yield* projects.access(projectId, "jobs:work")
-        yield* requireJob(projectId, jobId)
+        const job = yield* requireJob(projectId, jobId)
         const actor = actorName(yield* CurrentPrincipal)
         const done = yield* engine.complete([{ id: jobId, token: input.lease_token, result: input.result ?? null }], actor)
         if (done.length === 0) return yield* explain(projectId, jobId)
+        yield* Metrics.recordSucceeded(job)
         return yield* requireJob(projectId, jobId)
       })
 
@@ -207,6 +210,7 @@ export class Workers extends Context.Service<Workers, {
         const actor = actorName(yield* CurrentPrincipal)
         const failed = yield* engine.fail([failure], actor, "failed")
         if (failed.length === 0) return yield* explain(projectId, jobId)
+        yield* Metrics.recordFailed(job, failure)
         return yield* requireJob(projectId, jobId)
       })
 

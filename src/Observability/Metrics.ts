@@ -1,0 +1,239 @@
+import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
+import * as OtelResource from "@effect/opentelemetry/Resource"
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
+import { Context, Effect, Layer, Metric } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { SqlClient } from "effect/sql"
+import { monitorEventLoopDelay } from "node:perf_hooks"
+
+/**
+ * Foreman's metrics. They are Effect metrics (`effect/Metric`), bridged to
+ * OpenTelemetry by `@effect/opentelemetry`'s `OtelMetrics` producer and read by
+ * the OpenTelemetry Prometheus exporter (`@opentelemetry/exporter-prometheus`),
+ * whose serializer renders the Prometheus text format for `GET /metrics`.
+ * Counters get the exporter's `_total` suffix. The list, with labels, is in
+ * docs/operations.md ("Metrics").
+ */
+
+const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const jobBuckets = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
+
+export const httpRequestDuration = Metric.histogram("foreman_http_request_duration_seconds", {
+  description: "HTTP request duration by route template, method and status",
+  boundaries: latencyBuckets
+})
+
+const jobCounter = (outcome: string, description: string) =>
+  Metric.counter(`foreman_jobs_${outcome}`, { description, incremental: true })
+
+export const jobsEnqueued = jobCounter("enqueued", "Jobs inserted, by queue and kind")
+export const jobsStarted = jobCounter("started", "Attempts started (in-process and external workers), by queue and kind")
+export const jobsSucceeded = jobCounter("succeeded", "Attempts that succeeded, by queue and kind")
+export const jobsRetried = jobCounter("retried", "Failed attempts that will be retried, by queue and kind")
+export const jobsDead = jobCounter("dead", "Failed attempts that left the job dead, by queue and kind")
+export const jobsCancelled = jobCounter("cancelled", "Jobs cancelled through the API, by queue and kind")
+
+export const leasesExpired = Metric.counter("foreman_job_leases_expired", {
+  description: "Leases reclaimed by the reaper (attempts that lost their worker or timed out)",
+  incremental: true
+})
+
+export const enqueueToStart = Metric.histogram("foreman_job_enqueue_to_start_seconds", {
+  description: "Time from insertion to the first attempt's start (includes any scheduled delay), by queue and kind",
+  boundaries: jobBuckets
+})
+
+export const executionDuration = Metric.histogram("foreman_job_execution_seconds", {
+  description: "In-process attempt duration, by queue and kind",
+  boundaries: jobBuckets
+})
+
+export const queueDepth = Metric.gauge("foreman_queue_depth", {
+  description: "Jobs in a runnable state (available, scheduled, retrying, running), by queue and state"
+})
+
+const memory = Metric.gauge("foreman_process_memory_bytes", { description: "Process memory by type (process.memoryUsage)" })
+const eventLoopLag = Metric.gauge("foreman_event_loop_lag_seconds", {
+  description: "Event-loop delay since the previous scrape, by quantile (perf_hooks.monitorEventLoopDelay)"
+})
+
+type JobLabels = { readonly queue: string; readonly kind: string }
+
+const count = (counter: Metric.Metric<number, unknown>, job: JobLabels, by = 1) =>
+  Metric.update(Metric.withAttributes(counter, { queue: job.queue, kind: job.kind }), by)
+
+export const recordEnqueued = (jobs: ReadonlyArray<JobLabels>) =>
+  Effect.forEach(jobs, (job) => count(jobsEnqueued, job), { discard: true })
+
+/** An attempt started: counts it, and on the first attempt records the wait since insertion. */
+export const recordStarted = (job: JobLabels & { readonly attempt: number; readonly created_at: Date; readonly started_at: Date }) =>
+  Effect.andThen(
+    count(jobsStarted, job),
+    job.attempt === 1
+      ? Metric.update(
+        Metric.withAttributes(enqueueToStart, { queue: job.queue, kind: job.kind }),
+        Math.max(0, (job.started_at.getTime() - job.created_at.getTime()) / 1000)
+      )
+      : Effect.void
+  )
+
+export const recordSucceeded = (job: JobLabels) => count(jobsSucceeded, job)
+
+/** A failed attempt: `delay_ms` null means the job is dead, otherwise it will be retried. */
+export const recordFailed = (job: JobLabels, failure: { readonly delay_ms: number | null }) =>
+  count(failure.delay_ms === null ? jobsDead : jobsRetried, job)
+
+export const recordCancelled = (job: JobLabels) => count(jobsCancelled, job)
+
+export const recordLeasesExpired = (n: number) => Metric.update(leasesExpired, n)
+
+export const recordExecution = (job: JobLabels, seconds: number) =>
+  Metric.update(Metric.withAttributes(executionDuration, { queue: job.queue, kind: job.kind }), seconds)
+
+/**
+ * Holds the matched route template for the request being served. The outer
+ * request middleware (`metricsMiddleware`) provides a fresh cell; the route
+ * middleware (`RouteTemplate`), which runs inside the router where
+ * `HttpRouter.RouteContext` is set, writes the template into it.
+ */
+class RouteCell extends Context.Reference<{ template: string | undefined } | undefined>("foreman/Metrics/RouteCell", {
+  defaultValue: () => undefined
+}) {}
+
+/** Route middleware: records the matched route template (e.g. `/v1/projects/:projectId/jobs`). */
+export const RouteTemplate = HttpRouter.middleware((app) =>
+  Effect.withFiber((fiber) => {
+    const cell = fiber.getRef(RouteCell)
+    const route = Context.getOrUndefined(fiber.context, HttpRouter.RouteContext)
+    if (cell !== undefined && route !== undefined) cell.template = route.route.path
+    return app
+  })
+).layer
+
+/**
+ * Request middleware: observes `foreman_http_request_duration_seconds` by
+ * route template, method and status for every request (unmatched paths are
+ * labelled `route="unmatched"`; a raw URL is never a label).
+ */
+export const metricsMiddleware = <E, R>(
+  app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const cell: { template: string | undefined } = { template: undefined }
+    const start = performance.now()
+    const observe = (status: number) =>
+      Metric.update(
+        Metric.withAttributes(httpRequestDuration, {
+          route: cell.template ?? "unmatched",
+          method: request.method,
+          status: String(status)
+        }),
+        (performance.now() - start) / 1000
+      )
+    return yield* app.pipe(
+      Effect.provideService(RouteCell, cell),
+      Effect.tap((response) => observe(response.status)),
+      Effect.tapCause(() => observe(500))
+    )
+  })
+
+const runnableStates = ["available", "scheduled", "retrying", "running"] as const
+
+/**
+ * The scrape: refreshes the gauges read at scrape time (queue depth from one
+ * grouped count over the runnable partial indexes, memory, event-loop delay),
+ * then collects through the Prometheus exporter and serializes.
+ */
+export class PrometheusMetrics extends Context.Service<PrometheusMetrics, {
+  readonly scrape: Effect.Effect<string>
+}>()("foreman/PrometheusMetrics") {
+  static readonly layer = Layer.effect(
+    PrometheusMetrics,
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const exporter = new PrometheusExporter({ preventServerStart: true })
+      const serializer = new PrometheusSerializer(undefined, false, undefined, true, true)
+      const lag = monitorEventLoopDelay({ resolution: 10 })
+      lag.enable()
+      yield* Effect.addFinalizer(() => Effect.sync(() => lag.disable()))
+      const seen = new Set<string>()
+      // Unlabelled counters are registered at 0, so they are scraped before their first event.
+      yield* Metric.update(leasesExpired, 0)
+
+      const refreshDepth = Effect.gen(function*() {
+        const rows = yield* sql<{ queue: string; state: string; n: number }>`
+          SELECT queue, state, count(*)::int AS n FROM jobs
+          WHERE state IN ${sql.in(runnableStates)}
+          GROUP BY queue, state`
+        const current = new Set<string>()
+        for (const row of rows) {
+          const key = JSON.stringify([row.queue, row.state])
+          current.add(key)
+          seen.add(key)
+          yield* Metric.update(Metric.withAttributes(queueDepth, { queue: row.queue, state: row.state }), row.n)
+        }
+        // A queue/state that emptied reads 0 rather than its last value.
+        for (const key of seen) {
+          if (current.has(key)) continue
+          const [queue, state] = JSON.parse(key) as [string, string]
+          yield* Metric.update(Metric.withAttributes(queueDepth, { queue, state }), 0)
+        }
+      }).pipe(Effect.catchCause((cause) => Effect.logWarning("queue depth query failed", cause)))
+
+      const refreshProcess = Effect.suspend(() => {
+        const usage = process.memoryUsage()
+        const quantiles = { "0.5": lag.percentile(50), "0.99": lag.percentile(99), max: lag.max }
+        lag.reset()
+        return Effect.andThen(
+          Effect.forEach(
+            [["rss", usage.rss], ["heap_used", usage.heapUsed], ["heap_total", usage.heapTotal], ["external", usage.external]] as const,
+            ([type, bytes]) => Metric.update(Metric.withAttributes(memory, { type }), bytes),
+            { discard: true }
+          ),
+          Effect.forEach(
+            Object.entries(quantiles),
+            ([quantile, ns]) => Metric.update(Metric.withAttributes(eventLoopLag, { quantile }), Number.isFinite(ns) ? ns / 1e9 : 0),
+            { discard: true }
+          )
+        )
+      })
+
+      yield* OtelMetrics.layer(() => exporter).pipe(
+        Layer.provide(OtelResource.layer({ serviceName: "foreman" })),
+        Layer.build
+      )
+
+      const scrape = Effect.gen(function*() {
+        yield* refreshDepth
+        yield* refreshProcess
+        const { resourceMetrics } = yield* Effect.promise(() => exporter.collect())
+        return serializer.serialize(resourceMetrics)
+      })
+      return PrometheusMetrics.of({ scrape })
+    })
+  )
+}
+
+/** `GET /metrics`: a plain router route, outside the HttpApi (and so outside the OpenAPI document). */
+export const MetricsRoute = HttpRouter.add(
+  "GET",
+  "/metrics",
+  Effect.gen(function*() {
+    const metrics = yield* PrometheusMetrics
+    const body = yield* metrics.scrape
+    return HttpServerResponse.text(body, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
+  })
+)
+
+const opsPaths = new Set(["/metrics", "/healthz", "/readyz"])
+
+/** With `FOREMAN_OPS_PORT` set, the public listener answers 404 for the operations paths. */
+export const OpsPathsHidden = HttpRouter.middleware(
+  (app) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      opsPaths.has(request.url.split("?", 1)[0] ?? "")
+        ? Effect.succeed(HttpServerResponse.jsonUnsafe({ _tag: "NotFound", message: "not found" }, { status: 404 }))
+        : app),
+  { global: true }
+)
