@@ -18,7 +18,9 @@ export const ClaimedJob = Schema.Struct({
   lease_expires_at: Schema.Date,
   started_at: Schema.Date,
   created_at: Schema.Date,
-  retry_policy: RetryPolicy
+  retry_policy: RetryPolicy,
+  /** The W3C trace context of the request that enqueued the job; `null` when there was none. */
+  traceparent: Schema.NullOr(Schema.String)
 })
 export type ClaimedJob = typeof ClaimedJob.Type
 const decodeClaimed = Schema.decodeUnknownEffect(Schema.Array(ClaimedJob))
@@ -81,7 +83,7 @@ const effectivePolicy = (job: string) =>
     'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter)) AS retry_policy`
 
 const claimedColumns = `c.id, c.project_id, c.queue, c.kind, c.payload, c.priority, c.attempt, c.max_attempts,
-  c.timeout_ms, c.lease_token::text AS lease_token, c.lease_expires_at, c.started_at, c.created_at,
+  c.timeout_ms, c.lease_token::text AS lease_token, c.lease_expires_at, c.started_at, c.created_at, c.traceparent,
   ${effectivePolicy("c")}`
 
 // Key space for the per-queue advisory locks that serialise claims on queues with a concurrency cap.

@@ -1,10 +1,11 @@
-import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Schedule, Scope } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Schedule, Scope, type Tracer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type ClaimedJob, type Completion, EngineRepo, type Failure } from "./EngineRepo.ts"
 import { HandlerFailure } from "./Handler.ts"
 import { Handlers } from "./Handlers.ts"
 import { Notifier } from "./Notifier.ts"
 import * as Metrics from "../Observability/Metrics.ts"
+import { parseTraceparent } from "../Observability/Tracing.ts"
 import { nextRetryDelay } from "./RetryPolicy.ts"
 
 interface Slot {
@@ -43,6 +44,12 @@ const storableDetails = (details: unknown): unknown => {
   } catch {
     return undefined
   }
+}
+
+/** A link from an attempt's span to the span of the request that enqueued the job (from its stored `traceparent`). */
+export const enqueueLink = (job: Pick<ClaimedJob, "traceparent">): Array<Tracer.SpanLink> => {
+  const span = parseTraceparent(job.traceparent)
+  return span === undefined ? [] : [{ span, attributes: { "foreman.link": "enqueue" } }]
 }
 
 /** Turns a failed attempt into the failure row: backoff delay, or `null` for dead. */
@@ -115,13 +122,23 @@ export class Runner extends Context.Service<Runner, {
             duration: Duration.millis(job.timeout_ms),
             orElse: () => Effect.fail(new HandlerFailure({ message: `timed out after ${job.timeout_ms} ms`, retryable: true }))
           }),
+          // The outcome, on the span: succeeded, or failed (the error status comes from the failure itself).
+          Effect.onExit((exit) =>
+            Effect.annotateCurrentSpan(
+              "foreman.job.outcome",
+              Exit.isSuccess(exit) ? "succeeded" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failed"
+            )
+          ),
           Effect.withSpan("Job.attempt", {
             attributes: {
               "foreman.job.id": job.id,
               "foreman.job.queue": job.queue,
               "foreman.job.kind": job.kind,
               "foreman.job.attempt": job.attempt
-            }
+            },
+            // Each attempt is a trace of its own, linked to the request that enqueued the job.
+            root: true,
+            links: enqueueLink(job)
           }),
           Effect.exit,
           // Interrupted attempts (lost lease, shutdown) have no outcome and are not timed.

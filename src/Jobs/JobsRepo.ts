@@ -3,6 +3,7 @@ import { SqlClient } from "effect/sql"
 import type { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { JobId as JobIdSchema, ProjectId as ProjectIdSchema, QueueName as QueueNameSchema } from "../Domain/Ids.ts"
 import { RetryPolicy } from "../Queues/Api.ts"
+import { currentTraceparent } from "../Observability/Tracing.ts"
 import { type Job, JobEvent, JobState, type Priority } from "./Api.ts"
 
 export const priorities: ReadonlyArray<Priority> = ["critical", "high", "normal", "low"]
@@ -102,11 +103,12 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       const jobs = (rows: ReadonlyArray<unknown>) =>
         Effect.map(decodeRows(rows), (decoded) => decoded.map((row) => toStored(row).job))
 
+      // The enqueue request's span context is stored with each job as its `traceparent`.
       const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string) =>
-        sql`
+        Effect.flatMap(currentTraceparent, (traceparent) => sql`
           WITH inserted AS (
             INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
-                              retry_policy, idempotency_key, request_hash)
+                              retry_policy, idempotency_key, request_hash, traceparent)
             SELECT x.id, q.project_id, q.name, x.kind, coalesce(x.payload, 'null'::jsonb), x.priority,
                    CASE WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
                    t.run_at, t.max_attempts, coalesce(x.timeout_ms, q.timeout_ms),
@@ -116,7 +118,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                      'factor', coalesce((x.retry_policy->>'factor')::float8, q.backoff_factor),
                      'max_delay_ms', coalesce((x.retry_policy->>'max_delay_ms')::int, q.backoff_max_ms),
                      'jitter', coalesce((x.retry_policy->>'jitter')::float8, q.backoff_jitter)) END,
-                   x.idempotency_key, decode(x.request_hash, 'hex')
+                   x.idempotency_key, decode(x.request_hash, 'hex'), ${traceparent}::text
             FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(
                    id uuid, queue text, kind text, payload jsonb, priority smallint, run_at timestamptz,
                    delay_ms bigint, max_attempts integer, retry_policy jsonb, timeout_ms integer,
@@ -137,7 +139,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           Effect.flatMap(stored),
           Effect.orDie,
           Effect.withSpan("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })
-        )
+        ))
 
       const findByIdempotencyKeys = (projectId: ProjectId, keys: ReadonlyArray<string>) =>
         sql`SELECT ${sql.literal(columns)} FROM jobs

@@ -42,7 +42,9 @@ export const LeasedJob = Schema.Struct({
   max_attempts: Schema.Int,
   timeout_ms: Schema.Int,
   lease_token: Schema.String,
-  lease_expires_at: Schema.Date
+  lease_expires_at: Schema.Date,
+  /** The W3C `traceparent` of the request that enqueued the job, to continue its trace; `null` when none. */
+  traceparent: Schema.NullOr(Schema.String)
 }).annotate({ identifier: "LeasedJob" })
 
 const LeaseToken = Schema.String.check(Schema.isUUID(undefined, { message: "must be a lease token" }))

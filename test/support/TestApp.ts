@@ -40,9 +40,13 @@ export const testConfig = (url: string, overrides: Partial<AppConfigShape> = {})
     ...overrides
   })
 
-/** The real service, on an ephemeral port, against a fresh database. */
-export const TestApp = (overrides: Partial<AppConfigShape> = {}) =>
+/**
+ * The real service, on an ephemeral port, against a fresh database. `observability`
+ * (a tracer, say) is provided to the whole service; by default nothing is.
+ */
+export const TestApp = <E = never>(overrides: Partial<AppConfigShape> = {}, observability?: Layer.Layer<never, E>) =>
   Layer.unwrap(Effect.map(createTestDatabase, (url) => makeApp(testConfig(url, overrides)))).pipe(
+    Layer.provide(observability ?? Layer.empty),
     Layer.provideMerge(FetchHttpClient.layer)
   )
 
