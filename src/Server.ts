@@ -71,9 +71,9 @@ const RepositoriesLive = Layer.mergeAll(
 
 export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer, Workers.layer, RateLimits.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Users.layer, Sessions.layer, Members.layer)),
-  Layer.provideMerge(Audit.layer),
+  Layer.provideMerge(Layer.merge(Audit.layer, ReadinessProbe.layer)),
   Layer.provideMerge(Layer.merge(Projects.layer, Notifier.layer)),
-  Layer.provideMerge(Layer.merge(RepositoriesLive, ReadinessProbe.layer)),
+  Layer.provideMerge(RepositoriesLive),
   Layer.provideMerge(DatabaseReadyLive),
   // Built first: missing identity secrets stop startup before the database is touched.
   Layer.provideMerge(IdentitySecrets.layer)

@@ -1,5 +1,5 @@
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, PubSub, Queue, Schedule, type Scope } from "effect"
+import { Context, Deferred, Effect, Layer, PubSub, Queue, Schedule, type Scope } from "effect"
 
 /** What other instances (or this one) announced through PostgreSQL `NOTIFY foreman`. */
 export type Signal =
@@ -25,15 +25,21 @@ export class Notifier extends Context.Service<Notifier, {
   readonly subscribe: Effect.Effect<PubSub.Subscription<Signal>, never, Scope.Scope>
   /** Announces locally without a database round trip (used when this instance itself makes jobs available). */
   readonly publishLocal: (signal: Signal) => Effect.Effect<void>
+  /** Whether the `LISTEN` connection is up (reported by `/readyz`). */
+  readonly listening: Effect.Effect<boolean>
 }>()("foreman/Notifier") {
   static readonly layer = Layer.effect(
     Notifier,
     Effect.gen(function*() {
       const pg = yield* PgClient.PgClient
       const hub = yield* PubSub.sliding<Signal>(1024)
+      let listening = false
+      const firstListen = yield* Deferred.make<void>()
 
       const listenOnce = Effect.scoped(Effect.gen(function*() {
         const notifications = yield* pg.listen("foreman")
+        listening = true
+        yield* Deferred.succeed(firstListen, undefined)
         yield* PubSub.publish(hub, { _tag: "reconnected" })
         while (true) {
           const notification = yield* Queue.take(notifications)
@@ -43,14 +49,23 @@ export class Notifier extends Context.Service<Notifier, {
       }))
 
       yield* listenOnce.pipe(
-        Effect.tapError((error) => Effect.logWarning("LISTEN connection lost; reconnecting", error)),
+        Effect.tapError((error) =>
+          Effect.sync(() => {
+            listening = false
+          }).pipe(Effect.andThen(Effect.logWarning("LISTEN connection lost; reconnecting", error)))
+        ),
         Effect.retry(Schedule.spaced("1 second")),
         Effect.forkScoped
       )
 
+      // Ready with the listener up, so /readyz does not start out failing; a database that
+      // refuses LISTEN does not block startup for more than a few seconds.
+      yield* Deferred.await(firstListen).pipe(Effect.timeoutOption("5 seconds"))
+
       return Notifier.of({
         subscribe: PubSub.subscribe(hub),
-        publishLocal: (signal) => Effect.asVoid(PubSub.publish(hub, signal))
+        publishLocal: (signal) => Effect.asVoid(PubSub.publish(hub, signal)),
+        listening: Effect.sync(() => listening)
       })
     })
   )

@@ -8,6 +8,7 @@ export const Readiness = Schema.Struct({
   checks: Schema.Struct({
     database: CheckStatus,
     migrations: CheckStatus,
+    listener: CheckStatus,
     shutdown: CheckStatus
   })
 }).annotate({ identifier: "Readiness" })

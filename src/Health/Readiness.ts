@@ -2,6 +2,7 @@ import { Context, Duration, Effect, Layer, Ref } from "effect"
 import { SqlClient } from "effect/sql"
 import { currentVersion, loadMigrations } from "../Sql/Migrator.ts"
 import type { Readiness } from "./Api.ts"
+import { Notifier } from "../Engine/Notifier.ts"
 
 /**
  * What `/readyz` reports. `draining` flips when the service begins shutting
@@ -15,6 +16,7 @@ export class ReadinessProbe extends Context.Service<ReadinessProbe, {
     ReadinessProbe,
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
+      const notifier = yield* Notifier
       const expected = (yield* loadMigrations()).reduce((max, m) => Math.max(max, m.version), 0)
       const draining = yield* Ref.make(false)
       yield* Effect.addFinalizer(() => Ref.set(draining, true))
@@ -34,10 +36,16 @@ export class ReadinessProbe extends Context.Service<ReadinessProbe, {
       )
 
       const check = Effect.gen(function*() {
-        const [db, mig, drain] = yield* Effect.all([database, migrations, Ref.get(draining)], {
-          concurrency: "unbounded"
-        })
-        const checks = { database: db, migrations: mig, shutdown: drain ? "failing" as const : "ok" as const }
+        const [db, mig, drain, listening] = yield* Effect.all(
+          [database, migrations, Ref.get(draining), notifier.listening],
+          { concurrency: "unbounded" }
+        )
+        const checks = {
+          database: db,
+          migrations: mig,
+          listener: listening ? "ok" as const : "failing" as const,
+          shutdown: drain ? "failing" as const : "ok" as const
+        }
         const ready = Object.values(checks).every((status) => status === "ok")
         return { status: ready ? "ready" as const : "not_ready" as const, checks }
       }).pipe(Effect.withSpan("Readiness.check"))

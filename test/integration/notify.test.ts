@@ -2,7 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { queueName, setupProject } from "../support/fixtures.ts"
-import { clientFor, TestApp } from "../support/TestApp.ts"
+import { clientFor, raw, TestApp } from "../support/TestApp.ts"
 import { waitFor } from "../support/waitFor.ts"
 
 // Polling is set to a minute, so a job that starts within a second was woken by
@@ -42,6 +42,15 @@ layer(
 
       // Enqueued while the listener is down: picked up once it reconnects (about a second).
       assert.isBelow(yield* run, 5000, "picked up after the reconnect")
+      // /readyz names the listener; ok once it has reconnected.
+      const readiness = yield* waitFor(
+        raw("GET", "/readyz"),
+        (response) => response.status === 200,
+        { timeoutMs: 5000, label: "ready again after the reconnect" }
+      )
+      assert.deepInclude(readiness.body, { status: "ready" })
+      assert.include(readiness.text, '"listener":"ok"')
+
       yield* waitFor(
         sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
                                     WHERE datname = current_database() AND query ILIKE 'LISTEN%'`,
