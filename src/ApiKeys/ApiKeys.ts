@@ -5,7 +5,7 @@ import { CurrentPrincipal, type Principal, actorName } from "../Auth/Principal.t
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type Forbidden, NotFound, Unauthorized, type ValidationError } from "../Domain/Errors.ts"
 import { ApiKeyId, newId, type ProjectId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import type { ProjectRole } from "../Domain/Role.ts"
 import { Projects } from "../Projects/Projects.ts"
 import { Audit } from "../Audit/Audit.ts"
@@ -35,9 +35,9 @@ export class ApiKeys extends Context.Service<ApiKeys, {
   ): Effect.Effect<ApiKey & { readonly secret: string }, NotFound | Forbidden, CurrentPrincipal>
   list(
     projectId: ProjectId,
-    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+    options: PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<ApiKey>; readonly next_cursor: string | null },
+    PageOf<ApiKey>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >
@@ -84,7 +84,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
 
       const list = Effect.fn("ApiKeys.list")(function*(
         projectId: ProjectId,
-        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: PageOptions
       ) {
         yield* projects.access(projectId, "keys:manage")
         const after = yield* decodeCursor(options.cursor)

@@ -3,7 +3,7 @@ import { requirePlatformAdmin } from "../Auth/Policy.ts"
 import type { CurrentPrincipal } from "../Auth/Principal.ts"
 import type { Forbidden, NotFound, ValidationError } from "../Domain/Errors.ts"
 import type { ProjectId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, sequenceKey, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, sequenceKey, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import { CurrentRequestId } from "../Http/RequestId.ts"
 import { Projects } from "../Projects/Projects.ts"
 import type { AuditEntry } from "./Api.ts"
@@ -25,17 +25,17 @@ export class Audit extends Context.Service<Audit, {
   record(entry: AuditRecord): Effect.Effect<void>
   list(
     projectId: ProjectId,
-    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+    options: PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<AuditEntry>; readonly next_cursor: string | null },
+    PageOf<AuditEntry>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >
   /** Platform-wide entries, for platform administrators. */
   platform(
-    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+    options: PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<AuditEntry>; readonly next_cursor: string | null },
+    PageOf<AuditEntry>,
     Forbidden | ValidationError,
     CurrentPrincipal
   >
@@ -61,7 +61,7 @@ export class Audit extends Context.Service<Audit, {
 
       const list = Effect.fn("Audit.list")(function*(
         projectId: ProjectId,
-        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: PageOptions
       ) {
         yield* projects.access(projectId, "audit:read")
         const before = yield* decodeCursor(options.cursor, sequenceKey)
@@ -70,7 +70,7 @@ export class Audit extends Context.Service<Audit, {
       })
 
       const platform = Effect.fn("Audit.platform")(function*(
-        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: PageOptions
       ) {
         yield* requirePlatformAdmin()
         const before = yield* decodeCursor(options.cursor, sequenceKey)

@@ -9,6 +9,18 @@ export const PageQuery = {
   cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
 }
 
+/** What every list endpoint accepts, as the services see it. */
+export interface PageOptions {
+  readonly cursor?: string | undefined
+  readonly limit?: number | undefined
+}
+
+/** What every list service returns. */
+export interface PageOf<A> {
+  readonly items: ReadonlyArray<A>
+  readonly next_cursor: string | null
+}
+
 /** One page of results; `next_cursor` is null on the last page. */
 export const Page = <S extends Schema.Top>(item: S) =>
   Schema.Struct({

@@ -13,7 +13,7 @@ import {
   ValidationError
 } from "../Domain/Errors.ts"
 import { type JobId, newId, type ProjectId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, sequenceKey, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, sequenceKey, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import { EngineRepo } from "../Engine/EngineRepo.ts"
 import { Audit } from "../Audit/Audit.ts"
 import { Projects } from "../Projects/Projects.ts"
@@ -48,9 +48,9 @@ export class Jobs extends Context.Service<Jobs, {
   get(projectId: ProjectId, id: JobId): Effect.Effect<Job, NotFound | Forbidden, CurrentPrincipal>
   list(
     projectId: ProjectId,
-    options: JobFilter & { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+    options: JobFilter & PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<Job>; readonly next_cursor: string | null },
+    PageOf<Job>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >
@@ -60,9 +60,9 @@ export class Jobs extends Context.Service<Jobs, {
   events(
     projectId: ProjectId,
     id: JobId,
-    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+    options: PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<JobEvent>; readonly next_cursor: string | null },
+    PageOf<JobEvent>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >
@@ -180,7 +180,7 @@ export class Jobs extends Context.Service<Jobs, {
 
       const list = Effect.fn("Jobs.list")(function*(
         projectId: ProjectId,
-        options: JobFilter & { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: JobFilter & PageOptions
       ) {
         yield* projects.access(projectId, "jobs:read")
         const after = yield* decodeCursor(options.cursor)
@@ -233,7 +233,7 @@ export class Jobs extends Context.Service<Jobs, {
       const events = Effect.fn("Jobs.events")(function*(
         projectId: ProjectId,
         id: JobId,
-        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: PageOptions
       ) {
         yield* projects.access(projectId, "jobs:read")
         const after = yield* decodeCursor(options.cursor, sequenceKey)

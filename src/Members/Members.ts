@@ -4,7 +4,7 @@ import { authorize } from "../Auth/Policy.ts"
 import { actorName, CurrentPrincipal } from "../Auth/Principal.ts"
 import { Conflict, type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import type { ProjectId, UserId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import type { MemberRole } from "../Domain/Role.ts"
 import { Projects } from "../Projects/Projects.ts"
 import type { Member } from "./Api.ts"
@@ -21,9 +21,9 @@ export class Members extends Context.Service<Members, {
   ): Effect.Effect<Member, NotFound | Forbidden | Conflict, CurrentPrincipal>
   list(
     projectId: ProjectId,
-    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+    options: PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<Member>; readonly next_cursor: string | null },
+    PageOf<Member>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >
@@ -70,7 +70,7 @@ export class Members extends Context.Service<Members, {
 
       const list = Effect.fn("Members.list")(function*(
         projectId: ProjectId,
-        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: PageOptions
       ) {
         yield* projects.access(projectId, "members:manage")
         const after = yield* decodeCursor(options.cursor)

@@ -4,16 +4,11 @@ import { CurrentPrincipal, isPlatformAdmin, visibleProjects } from "../Auth/Prin
 import type { Forbidden } from "../Domain/Errors.ts"
 import { NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { newId, ProjectId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import type { Project } from "./Api.ts"
 import { ProjectsRepo } from "./ProjectsRepo.ts"
 
 const notFound = () => new NotFound({ message: "project not found" })
-
-export interface ProjectPage {
-  readonly items: ReadonlyArray<Project>
-  readonly next_cursor: string | null
-}
 
 export class Projects extends Context.Service<Projects, {
   /**
@@ -23,8 +18,8 @@ export class Projects extends Context.Service<Projects, {
   access(projectId: ProjectId, action: Action): Effect.Effect<void, NotFound | Forbidden, CurrentPrincipal>
   create(name: string): Effect.Effect<Project, Forbidden, CurrentPrincipal>
   list(
-    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
-  ): Effect.Effect<ProjectPage, ValidationError, CurrentPrincipal>
+    options: PageOptions
+  ): Effect.Effect<PageOf<Project>, ValidationError, CurrentPrincipal>
   get(projectId: ProjectId): Effect.Effect<Project, NotFound | Forbidden, CurrentPrincipal>
   rename(projectId: ProjectId, name: string): Effect.Effect<Project, NotFound | Forbidden, CurrentPrincipal>
 }>()("foreman/Projects") {
@@ -46,7 +41,7 @@ export class Projects extends Context.Service<Projects, {
       })
 
       const list = Effect.fn("Projects.list")(function*(
-        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: PageOptions
       ) {
         const principal = yield* CurrentPrincipal
         const after = yield* decodeCursor(options.cursor)

@@ -4,7 +4,7 @@ import { CurrentPrincipal, actorName } from "../Auth/Principal.ts"
 import { Audit } from "../Audit/Audit.ts"
 import { Conflict, type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { newId, type ProjectId, QueueId, type QueueName } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import { Projects } from "../Projects/Projects.ts"
 import type { CreateQueue, Queue, RetryPolicy, UpdateQueue } from "./Api.ts"
 import { type QueueSettings, QueuesRepo } from "./QueuesRepo.ts"
@@ -35,15 +35,13 @@ const merge = (base: QueueSettings, patch: UpdateQueue): QueueSettings => ({
 
 const queueNotFound = () => new NotFound({ message: "queue not found" })
 
-type PageOptions = { readonly cursor?: string | undefined; readonly limit?: number | undefined }
-
 export class Queues extends Context.Service<Queues, {
   create(projectId: ProjectId, input: CreateQueue): Effect.Effect<Queue, NotFound | Forbidden | Conflict, CurrentPrincipal>
   list(
     projectId: ProjectId,
     options: PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<Queue>; readonly next_cursor: string | null },
+    PageOf<Queue>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >

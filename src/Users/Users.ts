@@ -5,7 +5,7 @@ import type { CurrentPrincipal } from "../Auth/Principal.ts"
 import { IdentitySecrets } from "../Auth/Secrets.ts"
 import { Conflict, type Forbidden, type ValidationError } from "../Domain/Errors.ts"
 import { newId, UserId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import type { CreateUser, User } from "./Api.ts"
 import { normalizeEmail } from "./Email.ts"
 import { UsersRepo } from "./UsersRepo.ts"
@@ -14,9 +14,9 @@ import { UsersRepo } from "./UsersRepo.ts"
 export class Users extends Context.Service<Users, {
   create(input: CreateUser): Effect.Effect<User, Forbidden | Conflict, CurrentPrincipal>
   list(
-    options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+    options: PageOptions
   ): Effect.Effect<
-    { readonly items: ReadonlyArray<User>; readonly next_cursor: string | null },
+    PageOf<User>,
     Forbidden | ValidationError,
     CurrentPrincipal
   >
@@ -41,7 +41,7 @@ export class Users extends Context.Service<Users, {
       })
 
       const list = Effect.fn("Users.list")(function*(
-        options: { readonly cursor?: string | undefined; readonly limit?: number | undefined }
+        options: PageOptions
       ) {
         yield* requirePlatformAdmin()
         const after = yield* decodeCursor(options.cursor)

@@ -3,7 +3,7 @@ import { actorName, CurrentPrincipal } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { type JobId, newId, type ProjectId, WorkerId } from "../Domain/Ids.ts"
-import { decodeCursor, defaultLimit, toPage } from "../Domain/Pagination.ts"
+import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import { type ClaimedJob, EngineRepo } from "../Engine/EngineRepo.ts"
 import { HandlerFailure } from "../Engine/Handler.ts"
 import { Notifier } from "../Engine/Notifier.ts"
@@ -15,8 +15,6 @@ import { Projects } from "../Projects/Projects.ts"
 import { QueuesRepo } from "../Queues/QueuesRepo.ts"
 import { LeaseLost, type Worker } from "./Api.ts"
 import { WorkersRepo } from "./WorkersRepo.ts"
-
-type PageOptions = { readonly cursor?: string | undefined; readonly limit?: number | undefined }
 
 export interface ClaimOptions {
   readonly limit?: number | undefined
@@ -33,7 +31,7 @@ export class Workers extends Context.Service<Workers, {
     input: { readonly name: string; readonly kinds: ReadonlyArray<string> }
   ): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
   list(projectId: ProjectId, options: PageOptions): Effect.Effect<
-    { readonly items: ReadonlyArray<Worker>; readonly next_cursor: string | null },
+    PageOf<Worker>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >

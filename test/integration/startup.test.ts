@@ -1,43 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { get } from "node:http"
 import { fileURLToPath } from "node:url"
 import { identityEnv } from "../support/identity.ts"
 import { createTestDatabase } from "../support/TestApp.ts"
 import { freePort } from "../support/freePort.ts"
+import { type Probe, probe } from "../support/processes.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const adminKey = "startup-test-admin-key-0123456789abcdef"
 
-
 /** What one probe saw: refused, an HTTP status, a hang past its timeout, or some other socket error. */
-type Attempt =
-  | { readonly kind: "refused" }
-  | { readonly kind: "status"; readonly status: number }
-  | { readonly kind: "timeout" }
-  | { readonly kind: "error"; readonly message: string }
-
-const errorCode = (error: Error): unknown => ("code" in error ? error.code : undefined)
-
-/** One GET on a fresh connection (no keep-alive pool), abandoned after `timeoutMs`. */
-const probe = (port: number, path: string, timeoutMs = 2000) =>
-  new Promise<Attempt>((resolve) => {
-    const request = get({ host: "127.0.0.1", port, path, agent: false }, (response) => {
-      response.resume()
-      response.on("end", () => resolve({ kind: "status", status: response.statusCode ?? 0 }))
-      response.on("error", (error) => resolve({ kind: "error", message: error.message }))
-    })
-    const timer = setTimeout(() => {
-      resolve({ kind: "timeout" })
-      request.destroy()
-    }, timeoutMs)
-    request.on("close", () => clearTimeout(timer))
-    request.on("error", (error) => {
-      clearTimeout(timer)
-      resolve(errorCode(error) === "ECONNREFUSED" ? { kind: "refused" } : { kind: "error", message: error.message })
-    })
-  })
+type Attempt = Probe
 
 interface Service {
   readonly child: ChildProcess
