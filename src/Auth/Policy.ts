@@ -18,8 +18,14 @@ export type Action =
   | "jobs:cancel"
   | "jobs:retry"
   | "jobs:work"
+  | "jobs:assign"
   | "workers:read"
   | "workers:register"
+  | "workers:manage"
+  | "reviews:read"
+  | "reviews:decide"
+  | "events:read"
+  | "webhooks:manage"
   | "audit:read"
   | "members:manage"
   | "members:owners"
@@ -36,8 +42,14 @@ const keyRoleGrants: Record<ProjectRole, ReadonlySet<Action>> = {
     "jobs:cancel",
     "jobs:retry",
     "jobs:work",
+    "jobs:assign",
     "workers:read",
     "workers:register",
+    "workers:manage",
+    "reviews:read",
+    "reviews:decide",
+    "events:read",
+    "webhooks:manage",
     "audit:read"
   ]),
   producer: new Set<Action>([
@@ -47,11 +59,28 @@ const keyRoleGrants: Record<ProjectRole, ReadonlySet<Action>> = {
     "jobs:enqueue",
     "jobs:cancel",
     "jobs:retry",
-    "workers:read"
+    "workers:read",
+    "events:read"
   ]),
-  worker: new Set<Action>(["project:read", "queues:read", "jobs:read", "jobs:work", "workers:read", "workers:register"]),
-  reviewer: new Set<Action>(["project:read", "queues:read", "jobs:read", "workers:read"]),
-  viewer: new Set<Action>(["project:read", "queues:read", "jobs:read", "workers:read"])
+  worker: new Set<Action>([
+    "project:read",
+    "queues:read",
+    "jobs:read",
+    "jobs:work",
+    "workers:read",
+    "workers:register",
+    "events:read"
+  ]),
+  reviewer: new Set<Action>([
+    "project:read",
+    "queues:read",
+    "jobs:read",
+    "workers:read",
+    "reviews:read",
+    "reviews:decide",
+    "events:read"
+  ]),
+  viewer: new Set<Action>(["project:read", "queues:read", "jobs:read", "workers:read", "events:read"])
 }
 
 /**

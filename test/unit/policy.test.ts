@@ -16,7 +16,18 @@ const actions: ReadonlyArray<Action> = [
   "queues:write",
   "jobs:read",
   "jobs:enqueue",
-  "jobs:cancel"
+  "jobs:cancel",
+  "jobs:retry",
+  "jobs:work",
+  "jobs:assign",
+  "workers:read",
+  "workers:register",
+  "workers:manage",
+  "reviews:read",
+  "reviews:decide",
+  "events:read",
+  "webhooks:manage",
+  "audit:read"
 ]
 
 /**
@@ -24,11 +35,30 @@ const actions: ReadonlyArray<Action> = [
  * change to the grants shows up here as a failing row rather than passing silently.
  */
 const expected: Record<ProjectRole, ReadonlyArray<Action>> = {
-  admin: ["project:read", "keys:manage", "queues:read", "queues:write", "jobs:read", "jobs:enqueue", "jobs:cancel"],
-  producer: ["project:read", "queues:read", "jobs:read", "jobs:enqueue", "jobs:cancel"],
-  worker: ["project:read", "queues:read", "jobs:read"],
-  reviewer: ["project:read", "queues:read", "jobs:read"],
-  viewer: ["project:read", "queues:read", "jobs:read"]
+  admin: [
+    "project:read",
+    "keys:manage",
+    "queues:read",
+    "queues:write",
+    "jobs:read",
+    "jobs:enqueue",
+    "jobs:cancel",
+    "jobs:retry",
+    "jobs:work",
+    "jobs:assign",
+    "workers:read",
+    "workers:register",
+    "workers:manage",
+    "reviews:read",
+    "reviews:decide",
+    "events:read",
+    "webhooks:manage",
+    "audit:read"
+  ],
+  producer: ["project:read", "queues:read", "jobs:read", "jobs:enqueue", "jobs:cancel", "jobs:retry", "workers:read", "events:read"],
+  worker: ["project:read", "queues:read", "jobs:read", "jobs:work", "workers:read", "workers:register", "events:read"],
+  reviewer: ["project:read", "queues:read", "jobs:read", "workers:read", "reviews:read", "reviews:decide", "events:read"],
+  viewer: ["project:read", "queues:read", "jobs:read", "workers:read", "events:read"]
 }
 const roles: ReadonlyArray<ProjectRole> = ["admin", "producer", "worker", "reviewer", "viewer"]
 
