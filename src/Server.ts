@@ -15,6 +15,9 @@ import { IdentitySecrets } from "./Auth/Secrets.ts"
 import { Sessions } from "./Auth/Sessions.ts"
 import { SessionsRepo } from "./Auth/SessionsRepo.ts"
 import { AppConfig } from "./Config/AppConfig.ts"
+import { Events } from "./Events/Events.ts"
+import { EventsRepo } from "./Events/EventsRepo.ts"
+import { EventsHttp } from "./Events/Http.ts"
 import { HealthHttp, ProbesApi, ProbesHttp } from "./Health/Http.ts"
 import { ReadinessProbe } from "./Health/Readiness.ts"
 import { Api } from "./Http/Api.ts"
@@ -34,6 +37,9 @@ import { ProjectsRepo } from "./Projects/ProjectsRepo.ts"
 import { QueuesHttp } from "./Queues/Http.ts"
 import { Queues } from "./Queues/Queues.ts"
 import { QueuesRepo } from "./Queues/QueuesRepo.ts"
+import { ReviewsHttp } from "./Reviews/Http.ts"
+import { ReviewDeadlinesLive, Reviews } from "./Reviews/Reviews.ts"
+import { ReviewsRepo } from "./Reviews/ReviewsRepo.ts"
 import { UsersHttp } from "./Users/Http.ts"
 import { Users } from "./Users/Users.ts"
 import { UsersRepo } from "./Users/UsersRepo.ts"
@@ -44,7 +50,12 @@ import { MaintenanceLive } from "./Engine/Maintenance.ts"
 import { Notifier } from "./Engine/Notifier.ts"
 import { requestLogger } from "./Observability/Logging.ts"
 import { metricsMiddleware, MetricsRoute, OpsPathsHidden, PrometheusMetrics, RouteTemplate } from "./Observability/Metrics.ts"
+import { apiRoutes, routeSpanNames } from "./Observability/Tracing.ts"
 import { Runner } from "./Engine/Runner.ts"
+import { WebhooksHttp } from "./Webhooks/Http.ts"
+import { WebhookSecrets } from "./Webhooks/Secrets.ts"
+import { Webhooks } from "./Webhooks/Webhooks.ts"
+import { WebhooksRepo } from "./Webhooks/WebhooksRepo.ts"
 import { WorkersHttp } from "./Workers/Http.ts"
 import { Workers } from "./Workers/Workers.ts"
 import { WorkersRepo } from "./Workers/WorkersRepo.ts"
@@ -58,6 +69,8 @@ export const DatabaseReadyLive = MigrationsLive.pipe(Layer.provideMerge(Database
 
 const RepositoriesLive = Layer.mergeAll(
   ProjectsRepo.layer,
+  EventsRepo.layer,
+  WebhooksRepo.layer,
   ApiKeysRepo.layer,
   QueuesRepo.layer,
   JobsRepo.layer,
@@ -66,12 +79,13 @@ const RepositoriesLive = Layer.mergeAll(
   UsersRepo.layer,
   MembersRepo.layer,
   SessionsRepo.layer,
-  AuditRepo.layer
+  AuditRepo.layer,
+  ReviewsRepo.layer
 )
 
-export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.layer, Workers.layer, RateLimits.layer).pipe(
+export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Events.layer, Webhooks.layer, Queues.layer, Jobs.layer, Workers.layer, Reviews.layer, RateLimits.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Users.layer, Sessions.layer, Members.layer)),
-  Layer.provideMerge(Layer.merge(Audit.layer, ReadinessProbe.layer)),
+  Layer.provideMerge(Layer.mergeAll(Audit.layer, ReadinessProbe.layer, WebhookSecrets.layer)),
   Layer.provideMerge(Layer.merge(Projects.layer, Notifier.layer)),
   Layer.provideMerge(RepositoriesLive),
   Layer.provideMerge(DatabaseReadyLive),
@@ -80,7 +94,7 @@ export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Queues.layer, Jobs.lay
 )
 
 /** The in-process engine: worker pool and maintenance fibers (off when `FOREMAN_ROLE=api`). */
-export const EngineLive = Layer.merge(Runner.layer, MaintenanceLive).pipe(Layer.provide(Handlers.layer))
+export const EngineLive = Layer.mergeAll(Runner.layer, MaintenanceLive, ReviewDeadlinesLive).pipe(Layer.provide(Handlers.layer))
 
 const BootstrapLive = Layer.effectDiscard(Effect.gen(function*() {
   const keys = yield* ApiKeys
@@ -89,8 +103,9 @@ const BootstrapLive = Layer.effectDiscard(Effect.gen(function*() {
 
 export const RoutesLive = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp, WorkersHttp, AuditHttp]),
+    Layer.provide([HealthHttp, ProjectsHttp, ApiKeysHttp, QueuesHttp, JobsHttp, WorkersHttp, AuditHttp, ReviewsHttp]),
     Layer.provide([AuthHttp, MeHttp, UsersHttp, MembersHttp]),
+    Layer.provide([EventsHttp, WebhooksHttp]),
     Layer.provide([AuthenticationLive, RequestValidationLive]),
     Layer.provide(RouteTemplate)
   ),
@@ -152,9 +167,18 @@ export const HttpLive = Layer.unwrap(
     const routes = config.role === "worker" ? ProbeRoutesLive : Layer.merge(RoutesLive, cors)
     const metricsRoute = MetricsRoute.pipe(Layer.provide(RouteTemplate))
     const listener = (port: number) => NodeHttpServer.layer(makeNodeServer, { port, host: config.host })
+    // Server spans are named by route template, never by raw URL.
+    const spanNames = routeSpanNames([
+      ...apiRoutes(Api),
+      ["GET", "/openapi.json"],
+      ["GET", "/docs"],
+      ["GET", "/metrics"]
+    ])
     // Effect's request logger, with the request id on its line (see requestLogger), around the request metrics.
     const serve = <A, E, R>(app: Layer.Layer<A, E, R>) =>
-      HttpRouter.serve(app, { disableLogger: true, middleware: (effect) => requestLogger(metricsMiddleware(effect)) })
+      HttpRouter.serve(app, { disableLogger: true, middleware: (effect) => requestLogger(metricsMiddleware(effect)) }).pipe(
+        Layer.provide(spanNames)
+      )
     // FOREMAN_OPS_PORT: metrics and probes on their own listener, hidden from the public one.
     const publicLive = Option.isSome(config.opsPort)
       ? serve(Layer.merge(routes, OpsPathsHidden)).pipe(

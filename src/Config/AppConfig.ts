@@ -35,6 +35,18 @@ export interface AppConfigShape {
   readonly maintenanceIntervalMs: number
   readonly handlerModules: ReadonlyArray<string>
   readonly httpAllowCidrs: ReadonlyArray<string>
+  /** Event feed: how often an idle SSE stream and the webhook dispatcher look for new events. */
+  readonly eventsPollIntervalMs: number
+  /** Event feed: an idle SSE stream sends a `: keep-alive` comment this often. */
+  readonly eventsKeepAliveMs: number
+  /** Event feed: the most events read (and held in memory) per step of a stream or the dispatcher. */
+  readonly eventsBatchSize: number
+  /** Webhook deliveries: attempts, first backoff, backoff cap, per-attempt timeout, and how long deliveries are kept. */
+  readonly webhookMaxAttempts: number
+  readonly webhookInitialDelayMs: number
+  readonly webhookMaxDelayMs: number
+  readonly webhookTimeoutMs: number
+  readonly webhookRetentionSeconds: number
   readonly instanceId: string
   /** Argon2id secret (pepper); required with `DATABASE_URL`, generated and persisted in embedded mode. */
   readonly passwordPepper: Option.Option<Redacted.Redacted>
@@ -53,6 +65,12 @@ export interface AppConfigShape {
   readonly corsOrigins: ReadonlyArray<string>
   /** The least severe level written to the log; `Info` unless set. */
   readonly logLevel: LogLevel.LogLevel
+  /** Labels of this instance's in-process worker: jobs assigned to one of them may run here. */
+  readonly workerLabels: ReadonlyArray<string>
+  /** A worker seen within this many seconds (or holding leases) is `active`. */
+  readonly workerActiveSeconds: number
+  /** A worker not seen for this many seconds (and holding no lease) is `gone`; in between it is `idle`. */
+  readonly workerGoneSeconds: number
 }
 
 export const appConfig = Config.all({
@@ -76,6 +94,14 @@ export const appConfig = Config.all({
   maintenanceIntervalMs: intBetween("FOREMAN_MAINTENANCE_INTERVAL_MS", 10, 3_600_000, 1000),
   handlerModules: Config.String("FOREMAN_HANDLERS").pipe(Config.withDefault(""), Config.map(list)),
   httpAllowCidrs: Config.String("FOREMAN_HTTP_ALLOW_CIDRS").pipe(Config.withDefault(""), Config.map(list)),
+  eventsPollIntervalMs: intBetween("FOREMAN_EVENTS_POLL_INTERVAL_MS", 10, 60_000, 500),
+  eventsKeepAliveMs: intBetween("FOREMAN_EVENTS_KEEPALIVE_MS", 100, 3_600_000, 15_000),
+  eventsBatchSize: intBetween("FOREMAN_EVENTS_BATCH_SIZE", 1, 1000, 200),
+  webhookMaxAttempts: intBetween("FOREMAN_WEBHOOK_MAX_ATTEMPTS", 1, 1000, 12),
+  webhookInitialDelayMs: intBetween("FOREMAN_WEBHOOK_INITIAL_DELAY_MS", 0, 86_400_000, 5000),
+  webhookMaxDelayMs: intBetween("FOREMAN_WEBHOOK_MAX_DELAY_MS", 0, 604_800_000, 3_600_000),
+  webhookTimeoutMs: intBetween("FOREMAN_WEBHOOK_TIMEOUT_MS", 1000, 300_000, 15_000),
+  webhookRetentionSeconds: intBetween("FOREMAN_WEBHOOK_RETENTION_SECONDS", 60, 31_536_000, 604_800),
   instanceId: Config.String("FOREMAN_INSTANCE_ID").pipe(Config.withDefault(`${hostname()}-${process.pid}`)),
   passwordPepper: Config.option(Config.Redacted("FOREMAN_PASSWORD_PEPPER")),
   jwtKeys: Config.option(Config.Redacted("FOREMAN_JWT_KEYS")),
@@ -88,7 +114,10 @@ export const appConfig = Config.all({
   rateLimitPerPrincipal: intBetween("FOREMAN_RATE_LIMIT_PER_PRINCIPAL", 1, 100_000_000, 12_000),
   rateLimitLogin: intBetween("FOREMAN_RATE_LIMIT_LOGIN", 1, 100_000, 10),
   corsOrigins: Config.String("FOREMAN_CORS_ORIGINS").pipe(Config.withDefault(""), Config.map(list)),
-  logLevel: Config.LogLevel("FOREMAN_LOG_LEVEL").pipe(Config.withDefault("Info" as const))
+  logLevel: Config.LogLevel("FOREMAN_LOG_LEVEL").pipe(Config.withDefault("Info" as const)),
+  workerLabels: Config.String("FOREMAN_WORKER_LABELS").pipe(Config.withDefault(""), Config.map(list)),
+  workerActiveSeconds: intBetween("FOREMAN_WORKER_ACTIVE_SECONDS", 1, 86_400, 30),
+  workerGoneSeconds: intBetween("FOREMAN_WORKER_GONE_SECONDS", 1, 31_536_000, 300)
 })
 
 export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("foreman/AppConfig") {

@@ -15,13 +15,25 @@ export type QueueId = typeof QueueId.Type
 export const JobId = Uuid.pipe(Schema.brand("JobId"))
 export type JobId = typeof JobId.Type
 
-/** Lower-case slug used to address a queue inside its project; immutable once created. */
+/** The queue the service delivers webhooks through, one per project, created on demand. */
+export const webhooksQueue = "_webhooks"
+
+const queueNameMessage = "must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+
+/**
+ * Lower-case slug used to address a queue inside its project; immutable once created.
+ * The service's own queues (`_webhooks`) start with `_` and can be read and tuned but
+ * not created or enqueued to through the API (see `UserQueueName`).
+ */
 export const QueueName = Schema.String.check(
-  Schema.isPattern(/^[a-z0-9][a-z0-9_.-]{0,63}$/, {
-    message: "must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
-  })
+  Schema.makeFilter((name: string) => /^[a-z0-9][a-z0-9_.-]{0,63}$/.test(name) || name === webhooksQueue || queueNameMessage)
 ).pipe(Schema.brand("QueueName"))
 export type QueueName = typeof QueueName.Type
+
+/** A queue name a client may create or enqueue to: never a reserved `_` name. */
+export const UserQueueName = QueueName.check(
+  Schema.isPattern(/^[a-z0-9]/, { message: queueNameMessage })
+)
 
 /**
  * Time-ordered UUIDs (v7): ids sort by creation time, so cursor pagination and

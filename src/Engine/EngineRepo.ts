@@ -1,6 +1,7 @@
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
+import { ReviewFeedback } from "../Domain/Review.ts"
 import { RetryPolicy } from "../Queues/Api.ts"
 
 /** A job handed to a worker: everything it needs to run one attempt, and to fail it correctly. */
@@ -20,7 +21,11 @@ export const ClaimedJob = Schema.Struct({
   created_at: Schema.Date,
   retry_policy: RetryPolicy,
   /** The W3C trace context of the request that enqueued the job; `null` when there was none. */
-  traceparent: Schema.NullOr(Schema.String)
+  traceparent: Schema.NullOr(Schema.String),
+  /** The trace context of the job's previous attempt; `null` on the first attempt or when it reported none. */
+  last_attempt_traceparent: Schema.NullOr(Schema.String),
+  /** Why a reviewer sent the previous result back (rejected with retry); `null` when none was. */
+  review_feedback: Schema.NullOr(ReviewFeedback)
 })
 export type ClaimedJob = typeof ClaimedJob.Type
 const decodeClaimed = Schema.decodeUnknownEffect(Schema.Array(ClaimedJob))
@@ -32,6 +37,9 @@ export interface ClaimRequest {
   /** Only this project; `null` for every project (the in-process engine). */
   readonly projectId: ProjectId | null
   readonly workerId: string | null
+  /** Also jobs assigned to one of these labels (and to `workerId`, and to `userId`); unassigned jobs always. */
+  readonly labels: ReadonlyArray<string>
+  readonly userId: string | null
   readonly leaseMs: number
   readonly actor: string
   /**
@@ -46,6 +54,8 @@ export interface Completion {
   readonly id: string
   readonly token: string
   readonly result: unknown
+  /** The attempt's trace context: stored as the job's `last_attempt_traceparent` and in the event's `data`. */
+  readonly traceparent?: string | null | undefined
 }
 
 /** A failed attempt. `delay_ms` is the backoff before the next attempt, or `null` when the job is dead. */
@@ -54,6 +64,8 @@ export interface Failure {
   readonly token: string
   readonly error: unknown
   readonly delay_ms: number | null
+  /** The attempt's trace context: stored as the job's `last_attempt_traceparent` and in the event's `data`. */
+  readonly traceparent?: string | null | undefined
 }
 
 export interface Held {
@@ -84,7 +96,7 @@ const effectivePolicy = (job: string) =>
 
 const claimedColumns = `c.id, c.project_id, c.queue, c.kind, c.payload, c.priority, c.attempt, c.max_attempts,
   c.timeout_ms, c.lease_token::text AS lease_token, c.lease_expires_at, c.started_at, c.created_at, c.traceparent,
-  ${effectivePolicy("c")}`
+  c.last_attempt_traceparent, c.review_feedback, ${effectivePolicy("c")}`
 
 // Key space for the per-queue advisory locks that serialise claims on queues with a concurrency cap.
 const queueLockSpace = 7_401_003
@@ -130,6 +142,15 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           Effect.map((rows) => rows.map((row) => row.id))
         )
 
+      // A worker's outcome counter, bumped once per worker in the batch (one aggregated
+      // update per statement, never per job). Rows without a worker count for nobody.
+      const workerCounter = (column: "succeeded_count" | "failed_count" | "lease_expired_count" | null, rows: string) =>
+        column === null ? sql`counted AS (SELECT 0)` : sql`counted AS (
+            UPDATE workers w SET ${sql.literal(column)} = w.${sql.literal(column)} + c.n
+            FROM (SELECT worker_id, count(*) AS n FROM ${sql.literal(rows)} WHERE worker_id IS NOT NULL GROUP BY worker_id) c
+            WHERE w.id = c.worker_id
+          )`
+
       /** `locked`: the capped queues this transaction holds; `null` on the fast path, which skips capped queues. */
       const claimStatement = (request: ClaimRequest, locked: ReadonlyArray<string> | null) =>
         sql`
@@ -149,6 +170,10 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             WHERE j.state IN ('available', 'scheduled', 'retrying') AND j.run_at <= statement_timestamp()
               ${request.kinds === null ? sql`` : sql`AND j.kind IN ${sql.in(request.kinds)}`}
               ${request.projectId === null ? sql`` : sql`AND j.project_id = ${request.projectId}`}
+              AND (j.assigned_worker_id IS NULL AND j.assigned_label IS NULL AND j.assigned_user_id IS NULL
+                ${request.workerId === null ? sql`` : sql`OR j.assigned_worker_id = ${request.workerId}`}
+                ${request.labels.length === 0 ? sql`` : sql`OR j.assigned_label IN ${sql.in(request.labels)}`}
+                ${request.userId === null ? sql`` : sql`OR j.assigned_user_id = ${request.userId}`})
               AND (j.project_id, j.queue) NOT IN (
                 SELECT q.project_id, q.name FROM queues q
                 WHERE q.paused OR (q.max_running IS NOT NULL AND NOT EXISTS (
@@ -176,8 +201,8 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             RETURNING j.*
           ),
           events AS (
-            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, at)
-            SELECT c.id, c.project_id, 'started', a.state, 'running', c.attempt, ${request.actor}, statement_timestamp()
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, at, worker_id)
+            SELECT c.id, c.project_id, 'started', a.state, 'running', c.attempt, ${request.actor}, statement_timestamp(), c.worker_id
             FROM claimed c JOIN allowed a ON a.id = c.id
           )
           SELECT ${sql.literal(claimedColumns)}
@@ -199,21 +224,31 @@ export class EngineRepo extends Context.Service<EngineRepo, {
       const complete = (batch: ReadonlyArray<Completion>, actor: string) =>
         batch.length === 0 ? Effect.succeed([]) : sql<{ readonly id: string }>`
           WITH input AS (
-            SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(id uuid, token uuid, result jsonb)
+            SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(id uuid, token uuid, result jsonb, traceparent text)
           ),
           done AS (
+            -- A job whose review policy requires it waits for a reviewer instead of succeeding.
             UPDATE jobs j
-            SET state = 'succeeded', result = i.result, finished_at = now(), updated_at = now(),
-                lease_token = NULL, lease_expires_at = NULL
+            SET state = CASE WHEN j.review_required THEN 'awaiting_review' ELSE 'succeeded' END,
+                result = i.result, finished_at = CASE WHEN j.review_required THEN NULL ELSE now() END,
+                review_requested_at = CASE WHEN j.review_required THEN now() ELSE j.review_requested_at END,
+                review_due_at = CASE WHEN j.review_required
+                                     THEN now() + j.review_deadline_ms * interval '1 millisecond' ELSE j.review_due_at END,
+                review_escalated_at = CASE WHEN j.review_required THEN NULL ELSE j.review_escalated_at END,
+                updated_at = now(), lease_token = NULL, lease_expires_at = NULL,
+                last_attempt_traceparent = i.traceparent
             FROM input i
             WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
               AND j.state = 'running'
-            RETURNING j.id, j.project_id, j.attempt
+            RETURNING j.id, j.project_id, j.attempt, j.state, i.traceparent, j.worker_id
           ),
           events AS (
-            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
-            SELECT d.id, d.project_id, 'succeeded', 'running', 'succeeded', d.attempt, ${actor} FROM done d
-          )
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, data, worker_id)
+            SELECT d.id, d.project_id, d.state, 'running', d.state, d.attempt, ${actor},
+                   CASE WHEN d.traceparent IS NOT NULL THEN jsonb_build_object('traceparent', d.traceparent) END, d.worker_id
+            FROM done d
+          ),
+          ${workerCounter("succeeded_count", "done")}
           SELECT id::text AS id FROM done`.pipe(
           Effect.map((rows) => rows.map((row) => row.id)),
           Effect.orDie,
@@ -224,25 +259,29 @@ export class EngineRepo extends Context.Service<EngineRepo, {
         batch.length === 0 ? Effect.succeed([]) : sql`
           WITH input AS (
             SELECT * FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
-              AS x(id uuid, token uuid, error jsonb, delay_ms bigint)
+              AS x(id uuid, token uuid, error jsonb, delay_ms bigint, traceparent text)
           ),
           failed AS (
             UPDATE jobs j
             SET state = CASE WHEN i.delay_ms IS NULL THEN 'dead' ELSE 'retrying' END,
                 run_at = CASE WHEN i.delay_ms IS NULL THEN j.run_at ELSE now() + i.delay_ms * interval '1 millisecond' END,
                 finished_at = CASE WHEN i.delay_ms IS NULL THEN now() ELSE NULL END,
-                last_error = i.error, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+                last_error = i.error, lease_token = NULL, lease_expires_at = NULL, updated_at = now(),
+                last_attempt_traceparent = i.traceparent
             FROM input i
             WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
               AND j.state = 'running'
-            RETURNING j.id, j.project_id, j.attempt, j.state, j.run_at, i.error
+            RETURNING j.id, j.project_id, j.attempt, j.state, j.run_at, i.error, i.traceparent, j.worker_id
           ),
           events AS (
-            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, error, data)
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, error, data, worker_id)
             SELECT f.id, f.project_id, ${type}, 'running', f.state, f.attempt, ${actor}, f.error,
-                   CASE WHEN f.state = 'retrying' THEN jsonb_build_object('retry_at', f.run_at) END
+                   nullif(jsonb_strip_nulls(jsonb_build_object(
+                     'retry_at', CASE WHEN f.state = 'retrying' THEN f.run_at END, 'traceparent', f.traceparent)), '{}'),
+                   f.worker_id
             FROM failed f
-          )
+          ),
+          ${workerCounter(type === "lease_expired" ? "lease_expired_count" : type === "failed" ? "failed_count" : null, "failed")}
           SELECT id, state FROM failed`.pipe(
           Effect.flatMap(decodeFailed),
           Effect.orDie,
@@ -251,15 +290,23 @@ export class EngineRepo extends Context.Service<EngineRepo, {
 
       const heartbeat = (held: ReadonlyArray<Held>, leaseMs: number, progress: unknown) =>
         held.length === 0 ? Effect.succeed([]) : sql<{ readonly id: string; readonly lease_expires_at: Date }>`
-          WITH input AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(held)}::jsonb) AS x(id uuid, token uuid))
-          UPDATE jobs j
-          SET lease_expires_at = least(now() + ${leaseMs} * interval '1 millisecond',
-                                       j.started_at + j.timeout_ms * interval '1 millisecond'),
-              progress = coalesce(${progress === undefined ? null : JSON.stringify(progress)}::jsonb, j.progress)
-          FROM input i
-          WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
-            AND j.state = 'running' AND j.lease_expires_at > now()
-          RETURNING j.id::text AS id, j.lease_expires_at`.pipe(
+          WITH input AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(held)}::jsonb) AS x(id uuid, token uuid)),
+          extended AS (
+            UPDATE jobs j
+            SET lease_expires_at = least(now() + ${leaseMs} * interval '1 millisecond',
+                                         j.started_at + j.timeout_ms * interval '1 millisecond'),
+                progress = coalesce(${progress === undefined ? null : JSON.stringify(progress)}::jsonb, j.progress)
+            FROM input i
+            WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
+              AND j.state = 'running' AND j.lease_expires_at > now()
+            RETURNING j.id, j.lease_expires_at, j.worker_id
+          ),
+          -- A heartbeat is a sign of life: one row per worker in the batch (usually one).
+          seen AS (
+            UPDATE workers w SET last_seen_at = now()
+            WHERE w.id IN (SELECT DISTINCT worker_id FROM extended WHERE worker_id IS NOT NULL)
+          )
+          SELECT id::text AS id, lease_expires_at FROM extended`.pipe(
           Effect.orDie,
           Effect.withSpan("EngineRepo.heartbeat", { attributes: { "foreman.jobs.count": held.length } })
         )
@@ -331,7 +378,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
         sql<{ readonly n: number }>`
           WITH doomed AS (
             SELECT j.id FROM jobs j JOIN queues q ON q.project_id = j.project_id AND q.name = j.queue
-            WHERE j.finished_at IS NOT NULL AND j.state IN ('succeeded', 'dead', 'cancelled')
+            WHERE j.finished_at IS NOT NULL AND j.state IN ('succeeded', 'dead', 'cancelled', 'rejected')
               AND j.finished_at < now() - q.retention_seconds * interval '1 second'
             LIMIT ${limit}
             FOR UPDATE OF j SKIP LOCKED

@@ -5,6 +5,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import type { ClaimedJob } from "./EngineRepo.ts"
 import { type Handler, HandlerFailure } from "./Handler.ts"
 import { makeHttpHandler } from "./HttpKind.ts"
+import { makeWebhookHandler } from "../Webhooks/Delivery.ts"
 
 /** What a handler module's function receives besides the payload. */
 export interface ModuleContext {
@@ -71,6 +72,9 @@ export class Handlers extends Context.Service<Handlers, {
           storedBodyBytes: 4096
         })]
       ])
+      // Deliveries of the project's signed webhooks (src/Webhooks), from the `_webhooks` queues.
+      const webhook = yield* makeWebhookHandler
+      if (webhook !== undefined) registry.set("webhook", webhook)
       // An API-only instance runs no jobs, so a broken module must not stop it.
       const modules = config.role === "api" ? [] : config.handlerModules
       for (const specifier of modules) {

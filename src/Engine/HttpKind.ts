@@ -4,6 +4,7 @@ import http from "node:http"
 import https from "node:https"
 import net from "node:net"
 import type { ClaimedJob } from "./EngineRepo.ts"
+import { currentSpanTraceparent } from "../Observability/Tracing.ts"
 import { type Handler, HandlerFailure } from "./Handler.ts"
 
 export const HttpJobPayload = Schema.Struct({
@@ -122,10 +123,15 @@ export const makeHttpHandler = (options: HttpKindOptions): Handler => {
     })
   }
 
-  const perform = (payload: HttpJobPayload, url: URL, signal: AbortSignal) =>
+  const perform = (payload: HttpJobPayload, url: URL, signal: AbortSignal, traceparent: string | null) =>
     new Promise<HttpOutcome>((resolve, reject) => {
       const body = payload.body === undefined ? undefined : typeof payload.body === "string" ? payload.body : JSON.stringify(payload.body)
-      const headers: Record<string, string> = { ...payload.headers }
+      const headers: Record<string, string> = {}
+      // The call's own span context replaces any `traceparent` in the payload's headers.
+      for (const [name, value] of Object.entries(payload.headers ?? {})) {
+        if (traceparent === null || name.toLowerCase() !== "traceparent") headers[name] = value
+      }
+      if (traceparent !== null) headers.traceparent = traceparent
       const hasContentType = Object.keys(headers).some((name) => name.toLowerCase() === "content-type")
       if (body !== undefined && !hasContentType) headers["content-type"] = "application/json"
       const client = url.protocol === "https:" ? https : http
@@ -183,13 +189,27 @@ export const makeHttpHandler = (options: HttpKindOptions): Handler => {
       if (net.isIP(host) !== 0 && !isAllowed(host)) {
         return yield* new HandlerFailure({ message: `refused address ${host}`, retryable: false })
       }
-      const outcome = yield* Effect.tryPromise({
-        try: (signal) => perform(payload, url, signal),
-        catch: (error) =>
-          error instanceof RefusedAddress
-            ? new HandlerFailure({ message: error.message, retryable: false })
-            : new HandlerFailure({ message: `request failed: ${error instanceof Error ? error.message : String(error)}`, retryable: true })
-      })
+      const method = payload.method ?? "GET"
+      // One client span per outbound call; its context goes out as the request's `traceparent`.
+      const outcome = yield* Effect.flatMap(currentSpanTraceparent, (traceparent) =>
+        Effect.tryPromise({
+          try: (signal) => perform(payload, url, signal, traceparent),
+          catch: (error) =>
+            error instanceof RefusedAddress
+              ? new HandlerFailure({ message: error.message, retryable: false })
+              : new HandlerFailure({ message: `request failed: ${error instanceof Error ? error.message : String(error)}`, retryable: true })
+        })).pipe(
+          Effect.tap((outcome) => Effect.annotateCurrentSpan("http.response.status_code", outcome.status)),
+          Effect.withSpan(method, {
+            kind: "client",
+            attributes: {
+              "http.request.method": method,
+              "url.scheme": url.protocol.slice(0, -1),
+              "server.address": host,
+              "server.port": Number(url.port || (url.protocol === "https:" ? 443 : 80))
+            }
+          })
+        )
       const result = { status: outcome.status, body: outcome.body }
       if (outcome.status >= 200 && outcome.status < 300) return result
       const retryable = outcome.status === 408 || outcome.status === 429 || outcome.status >= 500

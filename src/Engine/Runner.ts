@@ -1,12 +1,13 @@
-import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Schedule, Scope, type Tracer } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Schedule, Scope } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type ClaimedJob, type Completion, EngineRepo, type Failure } from "./EngineRepo.ts"
 import { HandlerFailure } from "./Handler.ts"
 import { Handlers } from "./Handlers.ts"
 import { Notifier } from "./Notifier.ts"
 import * as Metrics from "../Observability/Metrics.ts"
-import { parseTraceparent } from "../Observability/Tracing.ts"
+import { attemptLinks, currentSpanTraceparent } from "../Observability/Tracing.ts"
 import { nextRetryDelay } from "./RetryPolicy.ts"
+import { registerInstance } from "../Workers/Instance.ts"
 
 interface Slot {
   readonly token: string
@@ -44,12 +45,6 @@ const storableDetails = (details: unknown): unknown => {
   } catch {
     return undefined
   }
-}
-
-/** A link from an attempt's span to the span of the request that enqueued the job (from its stored `traceparent`). */
-export const enqueueLink = (job: Pick<ClaimedJob, "traceparent">): Array<Tracer.SpanLink> => {
-  const span = parseTraceparent(job.traceparent)
-  return span === undefined ? [] : [{ span, attributes: { "foreman.link": "enqueue" } }]
 }
 
 /** Turns a failed attempt into the failure row: backoff delay, or `null` for dead. */
@@ -96,6 +91,8 @@ export class Runner extends Context.Service<Runner, {
       const notifier = yield* Notifier
       const scope = yield* Scope.Scope
       const actor = `instance:${config.instanceId}`
+      // This instance in the worker registry: its claims, outcomes and liveness show there.
+      const self = yield* registerInstance(handlers.kinds)
       const running = new Map<string, Slot>()
       const claimLoops = Math.max(1, Math.min(config.claimLoops, config.workerConcurrency))
       const kicks = yield* Effect.forEach(Array.from({ length: claimLoops }), () => Queue.sliding<void>(1))
@@ -116,6 +113,9 @@ export class Runner extends Context.Service<Runner, {
           ? Effect.fail(new HandlerFailure({ message: `no in-process handler for kind '${job.kind}'`, retryable: false }))
           : handler(job)
         const started = performance.now()
+        // The attempt span's context, written with the outcome so the next attempt links to it.
+        let traceparent: string | null = null
+        const record = <A extends Completion | Failure>(queue: Queue.Queue<A>, row: A) => Queue.offer(queue, { ...row, traceparent })
         return Metrics.recordStarted(job).pipe(
           Effect.andThen(attempt),
           Effect.timeoutOrElse({
@@ -127,7 +127,9 @@ export class Runner extends Context.Service<Runner, {
             Effect.annotateCurrentSpan(
               "foreman.job.outcome",
               Exit.isSuccess(exit) ? "succeeded" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failed"
-            )
+            ).pipe(Effect.andThen(Effect.map(currentSpanTraceparent, (context) => {
+              traceparent = context
+            })))
           ),
           Effect.withSpan("Job.attempt", {
             attributes: {
@@ -136,9 +138,9 @@ export class Runner extends Context.Service<Runner, {
               "foreman.job.kind": job.kind,
               "foreman.job.attempt": job.attempt
             },
-            // Each attempt is a trace of its own, linked to the request that enqueued the job.
+            // Each attempt is a trace of its own, linked to the request that enqueued the job and to the previous attempt.
             root: true,
-            links: enqueueLink(job)
+            links: attemptLinks(job)
           }),
           Effect.exit,
           // Interrupted attempts (lost lease, shutdown) have no outcome and are not timed.
@@ -156,17 +158,17 @@ export class Runner extends Context.Service<Runner, {
                 const message = `handler result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
                 return Effect.flatMap(
                   failureFor(job, new HandlerFailure({ message, retryable: false })),
-                  (row) => Effect.andThen(Metrics.recordFailed(job, row), Queue.offer(failures, row))
+                  (row) => Effect.andThen(Metrics.recordFailed(job, row), record(failures, row))
                 )
               }
-              return Effect.andThen(Metrics.recordSucceeded(job), Queue.offer(completions, { id: job.id, token: job.lease_token, result }))
+              return Effect.andThen(Metrics.recordSucceeded(job), record(completions, { id: job.id, token: job.lease_token, result }))
             }
             if (Cause.hasInterruptsOnly(exit.cause)) return Effect.void
             const failure = Option.getOrElse(
               Cause.findErrorOption(exit.cause),
               () => new HandlerFailure({ message: `handler crashed: ${Cause.pretty(exit.cause)}`, retryable: true })
             )
-            return Effect.flatMap(failureFor(job, failure), (row) => Effect.andThen(Metrics.recordFailed(job, row), Queue.offer(failures, row)))
+            return Effect.flatMap(failureFor(job, failure), (row) => Effect.andThen(Metrics.recordFailed(job, row), record(failures, row)))
           }),
           Effect.asVoid,
           Effect.ensuring(Effect.suspend(() => {
@@ -202,7 +204,9 @@ export class Runner extends Context.Service<Runner, {
                 limit,
                 kinds: handlers.kinds,
                 projectId: null,
-                workerId: null,
+                workerId: self,
+                labels: config.workerLabels,
+                userId: null,
                 leaseMs: config.leaseMs,
                 actor,
                 includeCapped: cappedQueues

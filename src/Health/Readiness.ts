@@ -1,4 +1,4 @@
-import { Context, Duration, Effect, Layer, Ref } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Ref } from "effect"
 import { SqlClient } from "effect/sql"
 import { currentVersion, loadMigrations } from "../Sql/Migrator.ts"
 import type { Readiness } from "./Api.ts"
@@ -11,6 +11,8 @@ import { Notifier } from "../Engine/Notifier.ts"
 export class ReadinessProbe extends Context.Service<ReadinessProbe, {
   readonly check: Effect.Effect<Readiness>
   readonly beginDrain: Effect.Effect<void>
+  /** Completes when shutdown begins: long-lived responses (event streams) end so the listener can close. */
+  readonly drainStarted: Effect.Effect<void>
 }>()("foreman/ReadinessProbe") {
   static readonly layer = Layer.effect(
     ReadinessProbe,
@@ -19,7 +21,9 @@ export class ReadinessProbe extends Context.Service<ReadinessProbe, {
       const notifier = yield* Notifier
       const expected = (yield* loadMigrations()).reduce((max, m) => Math.max(max, m.version), 0)
       const draining = yield* Ref.make(false)
-      yield* Effect.addFinalizer(() => Ref.set(draining, true))
+      const drainSignal = yield* Deferred.make<void>()
+      const beginDrain = Ref.set(draining, true).pipe(Effect.andThen(Deferred.succeed(drainSignal, undefined)), Effect.asVoid)
+      yield* Effect.addFinalizer(() => beginDrain)
 
       const database = sql`SELECT 1`.pipe(
         Effect.timeout(Duration.seconds(2)),
@@ -50,7 +54,7 @@ export class ReadinessProbe extends Context.Service<ReadinessProbe, {
         return { status: ready ? "ready" as const : "not_ready" as const, checks }
       }).pipe(Effect.withSpan("Readiness.check"))
 
-      return ReadinessProbe.of({ check, beginDrain: Ref.set(draining, true) })
+      return ReadinessProbe.of({ check, beginDrain, drainStarted: Deferred.await(drainSignal) })
     })
   )
 }

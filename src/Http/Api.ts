@@ -3,12 +3,15 @@ import { ApiKeysApi } from "../ApiKeys/Api.ts"
 import { AuthApi, MeApi } from "../Auth/IdentityApi.ts"
 import { AuditApi } from "../Audit/Api.ts"
 import { ValidationError } from "../Domain/Errors.ts"
+import { EventsApi } from "../Events/Api.ts"
 import { HealthApi } from "../Health/Api.ts"
 import { JobsApi } from "../Jobs/Api.ts"
 import { MembersApi } from "../Members/Api.ts"
 import { ProjectsApi } from "../Projects/Api.ts"
 import { QueuesApi } from "../Queues/Api.ts"
+import { ReviewsApi } from "../Reviews/Api.ts"
 import { UsersApi } from "../Users/Api.ts"
+import { WebhooksApi } from "../Webhooks/Api.ts"
 import { WorkersApi } from "../Workers/Api.ts"
 
 /** Turns request decoding failures into a 400 `ValidationError` naming each offending field. */
@@ -28,6 +31,9 @@ export class Api extends HttpApi.make("foreman")
   .add(UsersApi)
   .add(MembersApi)
   .add(AuditApi)
+  .add(EventsApi)
+  .add(WebhooksApi)
+  .add(ReviewsApi)
   .middleware(RequestValidation)
   // Unknown fields in a request body are a 400, not silently dropped: a client that
   // sends `state` or `project_id` learns at once that it cannot set them.

@@ -2,10 +2,12 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../Auth/Api.ts"
 import { Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable, ValidationError } from "../Domain/Errors.ts"
-import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
+import { JobId, ProjectId, QueueName, UserQueueName } from "../Domain/Ids.ts"
 import { ShortText, StorableJson } from "../Domain/Json.ts"
 import { Page, PageQuery } from "../Domain/Pagination.ts"
+import { ReviewFeedback, ReviewPolicy, ReviewPolicyPatch } from "../Domain/Review.ts"
 import { MaxAttempts, RetryPolicy, RetryPolicyPatch, TimeoutMs } from "../Queues/Api.ts"
+import { Assignment } from "../Workers/Assignment.ts"
 
 export const Priority = Schema.Literals(["critical", "high", "normal", "low"])
 export type Priority = typeof Priority.Type
@@ -17,7 +19,11 @@ export const JobState = Schema.Literals([
   "retrying",
   "succeeded",
   "dead",
-  "cancelled"
+  "cancelled",
+  /** A successful attempt's result waits for a reviewer's decision. */
+  "awaiting_review",
+  /** A reviewer (or the review deadline) rejected the result for good. */
+  "rejected"
 ])
 export type JobState = typeof JobState.Type
 
@@ -45,6 +51,14 @@ export const Job = Schema.Struct({
   started_at: Schema.NullOr(Schema.Date),
   lease_expires_at: Schema.NullOr(Schema.Date),
   worker_id: Schema.NullOr(Schema.String),
+  /** Who may claim the job: a worker, a label, or a user (a human task); `null` for any worker of its kind. */
+  assign: Schema.NullOr(Assignment),
+  /** The review policy resolved at enqueue (the queue's, with the job's overrides). */
+  review: ReviewPolicy,
+  /** When an `awaiting_review` job's deadline passes; `null` without a deadline or review. */
+  review_due_at: Schema.NullOr(Schema.Date),
+  /** The latest rejection with retry, handed to the next attempts. */
+  review_feedback: Schema.NullOr(ReviewFeedback),
   created_at: Schema.Date,
   updated_at: Schema.Date,
   finished_at: Schema.NullOr(Schema.Date)
@@ -55,7 +69,7 @@ export type Job = typeof Job.Type
 export const maxScheduleAheadMs = 365 * 24 * 3600 * 1000
 
 export const EnqueueJob = Schema.Struct({
-  queue: QueueName,
+  queue: UserQueueName,
   kind: JobKind,
   payload: StorableJson,
   priority: Schema.optionalKey(Priority),
@@ -65,7 +79,11 @@ export const EnqueueJob = Schema.Struct({
   /** Overrides the queue's policy for this job; fields left out come from the queue. */
   retry_policy: Schema.optionalKey(RetryPolicyPatch),
   timeout_ms: Schema.optionalKey(TimeoutMs),
-  idempotency_key: Schema.optionalKey(ShortText)
+  /** Only this worker, workers with this label, or this user (a human task) may claim the job. */
+  assign: Schema.optionalKey(Assignment),
+  idempotency_key: Schema.optionalKey(ShortText),
+  /** Overrides the queue's review policy for this job; fields left out come from the queue. */
+  review: Schema.optionalKey(ReviewPolicyPatch)
 }).annotate({ identifier: "EnqueueJob" })
 export type EnqueueJob = typeof EnqueueJob.Type
 
@@ -86,7 +104,9 @@ export const JobEvent = Schema.Struct({
   attempt: Schema.Int,
   actor: Schema.String,
   error: Schema.NullOr(Schema.Json),
-  data: Schema.NullOr(Schema.Json)
+  data: Schema.NullOr(Schema.Json),
+  /** The worker involved (the one that claimed, completed or failed the attempt, or the new assignee); `null` for none. */
+  worker_id: Schema.NullOr(Schema.String)
 }).annotate({ identifier: "JobEvent" })
 export type JobEvent = typeof JobEvent.Type
 

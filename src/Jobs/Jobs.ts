@@ -28,6 +28,9 @@ import {
   type StoredJob
 } from "./JobsRepo.ts"
 import { recordCancelled, recordEnqueued } from "../Observability/Metrics.ts"
+import { checkAssignees } from "../Workers/Assignees.ts"
+import { toColumns } from "../Workers/Assignment.ts"
+import { WorkersRepo } from "../Workers/WorkersRepo.ts"
 
 type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unprocessable | ValidationError
 
@@ -76,6 +79,7 @@ export class Jobs extends Context.Service<Jobs, {
       const config = yield* AppConfig
       const engine = yield* EngineRepo
       const audit = yield* Audit
+      const workers = yield* WorkersRepo
 
       /** `index` is the item's place in a batch, `undefined` for the single-job endpoint. */
       const prepare = (item: EnqueueJob, index: number | undefined, now: number): Effect.Effect<NewJob, EnqueueError> => {
@@ -108,8 +112,10 @@ export class Jobs extends Context.Service<Jobs, {
           max_attempts: item.max_attempts ?? null,
           retry_policy: item.retry_policy === undefined ? null : { ...item.retry_policy },
           timeout_ms: item.timeout_ms ?? null,
+          ...toColumns(item.assign),
           idempotency_key: item.idempotency_key ?? null,
-          request_hash: item.idempotency_key === undefined ? null : requestHash(item)
+          request_hash: item.idempotency_key === undefined ? null : requestHash(item),
+          review: item.review === undefined ? null : { ...item.review }
         })
       }
 
@@ -161,6 +167,7 @@ export class Jobs extends Context.Service<Jobs, {
         const now = Date.now()
         const single = items.length === 1 && !asBatch
         const batch = yield* Effect.forEach(items, (item, index) => prepare(item, single ? undefined : index, now))
+        yield* checkAssignees(workers, projectId, batch, single)
         yield* Effect.annotateCurrentSpan({ "foreman.jobs.count": batch.length })
         return yield* sql.withTransaction(reconcile(projectId, batch, actor, single)).pipe(Effect.catchTag("SqlError", Effect.die))
       })

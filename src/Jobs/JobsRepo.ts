@@ -2,7 +2,9 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { JobId as JobIdSchema, ProjectId as ProjectIdSchema, QueueName as QueueNameSchema } from "../Domain/Ids.ts"
+import { OnDeadline, ReviewFeedback, type ReviewPolicyPatch } from "../Domain/Review.ts"
 import { RetryPolicy } from "../Queues/Api.ts"
+import { Assignment } from "../Workers/Assignment.ts"
 import { currentTraceparent } from "../Observability/Tracing.ts"
 import { type Job, JobEvent, JobState, type Priority } from "./Api.ts"
 
@@ -30,6 +32,12 @@ const JobRow = Schema.Struct({
   started_at: Schema.NullOr(Schema.Date),
   lease_expires_at: Schema.NullOr(Schema.Date),
   worker_id: Schema.NullOr(Schema.String),
+  assign: Schema.NullOr(Assignment),
+  review_required: Schema.Boolean,
+  review_deadline_ms: Schema.NullOr(Schema.Int),
+  review_on_deadline: OnDeadline,
+  review_due_at: Schema.NullOr(Schema.Date),
+  review_feedback: Schema.NullOr(ReviewFeedback),
   created_at: Schema.Date,
   updated_at: Schema.Date,
   finished_at: Schema.NullOr(Schema.Date)
@@ -44,14 +52,22 @@ export interface StoredJob {
   readonly requestHash: string | null
 }
 
-const toStored = ({ request_hash, ...row }: JobRow): StoredJob => ({
-  job: { ...row, priority: priorities[row.priority] ?? "normal" },
+const toStored = ({ request_hash, review_required, review_deadline_ms, review_on_deadline, ...row }: JobRow): StoredJob => ({
+  job: {
+    ...row,
+    priority: priorities[row.priority] ?? "normal",
+    review: { required: review_required, deadline_ms: review_deadline_ms, on_deadline: review_on_deadline }
+  },
   requestHash: request_hash === null ? null : Buffer.from(request_hash).toString("hex")
 })
 
 const columns = `id, project_id, queue, kind, payload, priority, state, attempt, max_attempts, timeout_ms, run_at,
   idempotency_key, request_hash, retry_policy, progress, result, last_error, started_at, lease_expires_at,
-  worker_id::text AS worker_id, created_at, updated_at, finished_at`
+  worker_id::text AS worker_id,
+  CASE WHEN assigned_worker_id IS NOT NULL THEN jsonb_build_object('worker_id', assigned_worker_id)
+       WHEN assigned_label IS NOT NULL THEN jsonb_build_object('label', assigned_label)
+       WHEN assigned_user_id IS NOT NULL THEN jsonb_build_object('user_id', assigned_user_id) END AS assign, review_required, review_deadline_ms, review_on_deadline, review_due_at, review_feedback,
+  created_at, updated_at, finished_at`
 
 /** One job to insert; `null` fields fall back to the queue's defaults or to now. */
 export interface NewJob {
@@ -68,15 +84,24 @@ export interface NewJob {
   readonly timeout_ms: number | null
   readonly idempotency_key: string | null
   readonly request_hash: string | null
+  /** At most one is set (src/Workers/Assignment.ts). */
+  readonly assigned_worker_id: string | null
+  readonly assigned_label: string | null
+  readonly assigned_user_id: string | null
+  /** A partial review policy merged over the queue's at insert time. */
+  readonly review: ReviewPolicyPatch | null
 }
 
 export interface JobFilter {
   readonly queue?: QueueName | undefined
   readonly state?: JobState | undefined
   readonly kind?: string | undefined
+  /** Only the jobs assigned to this user (their human tasks). */
+  readonly assigned_user_id?: string | undefined
 }
 
-export const cancellableStates: ReadonlyArray<JobState> = ["scheduled", "available", "retrying", "running"]
+// A job awaiting review can be cancelled: its result is then discarded.
+export const cancellableStates: ReadonlyArray<JobState> = ["scheduled", "available", "retrying", "running", "awaiting_review"]
 export const retryableStates: ReadonlyArray<JobState> = ["dead", "cancelled", "retrying"]
 
 export class JobsRepo extends Context.Service<JobsRepo, {
@@ -107,9 +132,10 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string) =>
         Effect.flatMap(currentTraceparent, (traceparent) => sql`
           WITH inserted AS (
-            INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
-                              retry_policy, idempotency_key, request_hash, traceparent)
-            SELECT x.id, q.project_id, q.name, x.kind, coalesce(x.payload, 'null'::jsonb), x.priority,
+            INSERT INTO jobs (assigned_worker_id, assigned_label, assigned_user_id, id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
+                              retry_policy, idempotency_key, request_hash, traceparent,
+                              review_required, review_deadline_ms, review_on_deadline)
+            SELECT x.assigned_worker_id, x.assigned_label, x.assigned_user_id, x.id, q.project_id, q.name, x.kind, coalesce(x.payload, 'null'::jsonb), x.priority,
                    CASE WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
                    t.run_at, t.max_attempts, coalesce(x.timeout_ms, q.timeout_ms),
                    CASE WHEN x.retry_policy IS NULL THEN NULL ELSE jsonb_build_object(
@@ -118,11 +144,15 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                      'factor', coalesce((x.retry_policy->>'factor')::float8, q.backoff_factor),
                      'max_delay_ms', coalesce((x.retry_policy->>'max_delay_ms')::int, q.backoff_max_ms),
                      'jitter', coalesce((x.retry_policy->>'jitter')::float8, q.backoff_jitter)) END,
-                   x.idempotency_key, decode(x.request_hash, 'hex'), ${traceparent}::text
+                   x.idempotency_key, decode(x.request_hash, 'hex'), ${traceparent}::text,
+                   coalesce((x.review->>'required')::boolean, q.review_required),
+                   CASE WHEN x.review ? 'deadline_ms' THEN (x.review->>'deadline_ms')::int ELSE q.review_deadline_ms END,
+                   coalesce(x.review->>'on_deadline', q.review_on_deadline)
             FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(
+                   assigned_worker_id uuid, assigned_label text, assigned_user_id uuid,
                    id uuid, queue text, kind text, payload jsonb, priority smallint, run_at timestamptz,
                    delay_ms bigint, max_attempts integer, retry_policy jsonb, timeout_ms integer,
-                   idempotency_key text, request_hash text)
+                   idempotency_key text, request_hash text, review jsonb)
             JOIN queues q ON q.project_id = ${projectId} AND q.name = x.queue
             CROSS JOIN LATERAL (
               SELECT coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond') AS run_at,
@@ -163,6 +193,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             ${filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}`}
             ${filter.state === undefined ? sql`` : sql`AND state = ${filter.state}`}
             ${filter.kind === undefined ? sql`` : sql`AND kind = ${filter.kind}`}
+            ${filter.assigned_user_id === undefined ? sql`` : sql`AND assigned_user_id = ${filter.assigned_user_id}`}
             ${after === undefined ? sql`` : sql`AND id < ${after}`}
             ORDER BY id DESC LIMIT ${limit}`.pipe(
           Effect.flatMap(jobs),
@@ -227,7 +258,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
         )
 
       const events = (projectId: ProjectId, id: JobId, after: string | undefined, limit: number) =>
-        sql`SELECT id::text AS id, job_id, at, type, from_state, to_state, attempt, actor, error, data
+        sql`SELECT id::text AS id, job_id, at, type, from_state, to_state, attempt, actor, error, data, worker_id::text AS worker_id
             FROM job_events
             WHERE job_id = ${id} AND project_id = ${projectId}
             ${after === undefined ? sql`` : sql`AND job_events.id > ${after}`}

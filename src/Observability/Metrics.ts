@@ -5,6 +5,8 @@ import { Context, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { monitorEventLoopDelay } from "node:perf_hooks"
+import { AppConfig } from "../Config/AppConfig.ts"
+import { applicationName } from "../Sql/Database.ts"
 
 /**
  * Foreman's metrics. They are Effect metrics (`effect/Metric`), bridged to
@@ -49,7 +51,17 @@ export const executionDuration = Metric.histogram("foreman_job_execution_seconds
 })
 
 export const queueDepth = Metric.gauge("foreman_queue_depth", {
-  description: "Jobs in a runnable state (available, scheduled, retrying, running), by queue and state"
+  description: "Jobs not yet finished (available, scheduled, retrying, running, awaiting_review), by queue and state"
+})
+
+const dbConnections = Metric.gauge("foreman_db_pool_connections", {
+  description: "This instance's open database connections by state (in_use, idle), from pg_stat_activity"
+})
+const dbMaxConnections = Metric.gauge("foreman_db_pool_max_connections", {
+  description: "The most connections this instance's pool opens (FOREMAN_DB_POOL_SIZE)"
+})
+const dbLockWaits = Metric.gauge("foreman_db_pool_lock_waits", {
+  description: "This instance's in-use connections whose statement is waiting for a lock, from pg_stat_activity"
 })
 
 const memory = Metric.gauge("foreman_process_memory_bytes", { description: "Process memory by type (process.memoryUsage)" })
@@ -138,7 +150,8 @@ export const metricsMiddleware = <E, R>(
     )
   })
 
-const runnableStates = ["available", "scheduled", "retrying", "running"] as const
+// awaiting_review is the review backlog; the partial index jobs_awaiting_review covers it.
+const runnableStates = ["available", "scheduled", "retrying", "running", "awaiting_review"] as const
 
 /**
  * The scrape: refreshes the gauges read at scrape time (queue depth from one
@@ -152,6 +165,7 @@ export class PrometheusMetrics extends Context.Service<PrometheusMetrics, {
     PrometheusMetrics,
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
+      const config = yield* AppConfig
       const exporter = new PrometheusExporter({ preventServerStart: true })
       const serializer = new PrometheusSerializer(undefined, false, undefined, true, true)
       const lag = monitorEventLoopDelay({ resolution: 10 })
@@ -181,6 +195,22 @@ export class PrometheusMetrics extends Context.Service<PrometheusMetrics, {
         }
       }).pipe(Effect.catchCause((cause) => Effect.logWarning("queue depth query failed", cause)))
 
+      // The pool does not expose its counters, so the instance's connections are counted where
+      // PostgreSQL sees them, by their application_name; the scrape's own connection is left out.
+      const refreshPool = Effect.gen(function*() {
+        const rows = yield* sql<{ in_use: number; idle: number; lock_waits: number }>`
+          SELECT count(*) FILTER (WHERE state <> 'idle')::int AS in_use,
+                 count(*) FILTER (WHERE state = 'idle')::int AS idle,
+                 count(*) FILTER (WHERE state <> 'idle' AND wait_event_type = 'Lock')::int AS lock_waits
+          FROM pg_stat_activity
+          WHERE application_name = ${applicationName(config.instanceId)} AND pid <> pg_backend_pid()`
+        const row = rows[0] ?? { in_use: 0, idle: 0, lock_waits: 0 }
+        yield* Metric.update(Metric.withAttributes(dbConnections, { state: "in_use" }), row.in_use)
+        yield* Metric.update(Metric.withAttributes(dbConnections, { state: "idle" }), row.idle)
+        yield* Metric.update(dbLockWaits, row.lock_waits)
+        yield* Metric.update(dbMaxConnections, config.databasePoolSize)
+      }).pipe(Effect.catchCause((cause) => Effect.logWarning("database pool query failed", cause)))
+
       const refreshProcess = Effect.suspend(() => {
         const usage = process.memoryUsage()
         const quantiles = { "0.5": lag.percentile(50), "0.99": lag.percentile(99), max: lag.max }
@@ -206,6 +236,7 @@ export class PrometheusMetrics extends Context.Service<PrometheusMetrics, {
 
       const scrape = Effect.gen(function*() {
         yield* refreshDepth
+        yield* refreshPool
         yield* refreshProcess
         const { resourceMetrics } = yield* Effect.promise(() => exporter.collect())
         return serializer.serialize(resourceMetrics)

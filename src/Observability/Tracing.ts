@@ -1,5 +1,6 @@
-import { ConfigProvider, Effect, Layer, Option, Tracer } from "effect"
-import { FetchHttpClient } from "effect/http"
+import { ConfigProvider, Effect, Layer, Option, Schema, Tracer } from "effect"
+import { FetchHttpClient, FindMyWay, HttpMiddleware } from "effect/http"
+import { HttpApi, type HttpApiGroup } from "effect/http-api"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
 
 /**
@@ -60,4 +61,66 @@ export const parseTraceparent = (traceparent: string | null | undefined): Tracer
   if (traceId === undefined || spanId === undefined || flags === undefined) return undefined
   if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined
   return Tracer.externalSpan({ traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 })
+}
+
+/** A W3C `traceparent` sent by a client: version `00`, lowercase hex, non-zero trace and span ids. */
+export const Traceparent = Schema.String.check(Schema.makeFilter(
+  (value) => traceparentPattern.test(value) && parseTraceparent(value) !== undefined,
+  { message: "must be a W3C traceparent (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>)" }
+)).annotate({ examples: ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"] })
+
+/** The `traceparent` of the current span (not of its request); `null` outside any span. */
+export const currentSpanTraceparent: Effect.Effect<string | null> = Effect.map(
+  Effect.option(Effect.currentParentSpan),
+  (span) => Option.isSome(span) ? formatTraceparent(span.value) : null
+)
+
+/** What an attempt span links to: the job's enqueue and its previous attempt, from their stored contexts. */
+export const attemptLinks = (job: {
+  readonly traceparent: string | null
+  readonly last_attempt_traceparent: string | null
+}): Array<Tracer.SpanLink> => {
+  const links: Array<Tracer.SpanLink> = []
+  const enqueue = parseTraceparent(job.traceparent)
+  if (enqueue !== undefined) links.push({ span: enqueue, attributes: { "foreman.link": "enqueue" } })
+  const previous = parseTraceparent(job.last_attempt_traceparent)
+  if (previous !== undefined) links.push({ span: previous, attributes: { "foreman.link": "previous_attempt" } })
+  return links
+}
+
+/** `/v1/projects/:projectId/jobs` as the OpenAPI document writes it: `/v1/projects/{projectId}/jobs`. */
+const openApiPath = (path: string): string => path.replace(/:([A-Za-z0-9_]+)\??/g, "{$1}")
+
+/**
+ * Names each HTTP server span `<METHOD> <route template>` (e.g.
+ * `POST /v1/projects/{projectId}/jobs`), never by its raw URL; a request that
+ * matches no route is named by its method alone. Effect names the server span
+ * (`HttpMiddleware.SpanNameGenerator`) before routing, so the templates are
+ * matched here with the router's own matcher (`FindMyWay`) over the same
+ * routes (see `apiRoutes`). The router itself sets `http.route` on the span.
+ */
+export const routeSpanNames = (routes: ReadonlyArray<readonly [method: string, path: `/${string}`]>): Layer.Layer<never> => {
+  const matcher = FindMyWay.make<string>()
+  for (const [method, path] of routes) matcher.on(method, path, openApiPath(path))
+  return Layer.succeed(HttpMiddleware.SpanNameGenerator)((request) => {
+    const found = matcher.find(request.method, request.url) ??
+      (request.method === "HEAD" ? matcher.find("GET", request.url) : undefined)
+    return found === undefined ? request.method : `${request.method} ${found.handler}`
+  })
+}
+
+const isPath = (path: string): path is `/${string}` => path.startsWith("/")
+
+/** Every endpoint of an HttpApi as `[method, path template]`, for `routeSpanNames`. */
+export const apiRoutes = <Id extends string, Groups extends HttpApiGroup.Constraint>(
+  api: HttpApi.HttpApi<Id, Groups>
+): Array<readonly [string, `/${string}`]> => {
+  const routes: Array<readonly [string, `/${string}`]> = []
+  HttpApi.reflect(api, {
+    onGroup: () => undefined,
+    onEndpoint: ({ endpoint }) => {
+      if (isPath(endpoint.path)) routes.push([endpoint.method, endpoint.path])
+    }
+  })
+  return routes
 }

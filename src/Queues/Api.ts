@@ -2,8 +2,9 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../Auth/Api.ts"
 import { Conflict, Forbidden, NotFound, ValidationError } from "../Domain/Errors.ts"
-import { ProjectId, QueueId, QueueName } from "../Domain/Ids.ts"
+import { ProjectId, QueueId, QueueName, UserQueueName } from "../Domain/Ids.ts"
 import { Page, PageQuery } from "../Domain/Pagination.ts"
+import { ReviewPolicy, ReviewPolicyPatch } from "../Domain/Review.ts"
 
 const between = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
 
@@ -42,18 +43,21 @@ export const Queue = Schema.Struct({
   retention_seconds: Schema.Int,
   /** At most this many jobs of the queue run at once, across every instance; `null` for no limit. */
   max_running: Schema.NullOr(Schema.Int),
+  /** The review policy its jobs inherit (a job may override it at enqueue). */
+  review: ReviewPolicy,
   created_at: Schema.Date,
   updated_at: Schema.Date
 }).annotate({ identifier: "Queue" })
 export type Queue = typeof Queue.Type
 
 export const CreateQueue = Schema.Struct({
-  name: QueueName,
+  name: UserQueueName,
   paused: Schema.optionalKey(Schema.Boolean),
   retry_policy: Schema.optionalKey(RetryPolicyPatch),
   timeout_ms: Schema.optionalKey(TimeoutMs),
   retention_seconds: Schema.optionalKey(RetentionSeconds),
-  max_running: Schema.optionalKey(Schema.NullOr(MaxRunning))
+  max_running: Schema.optionalKey(Schema.NullOr(MaxRunning)),
+  review: Schema.optionalKey(ReviewPolicyPatch)
 }).annotate({ identifier: "CreateQueue" })
 export type CreateQueue = typeof CreateQueue.Type
 
@@ -62,7 +66,8 @@ export const UpdateQueue = Schema.Struct({
   retry_policy: Schema.optionalKey(RetryPolicyPatch),
   timeout_ms: Schema.optionalKey(TimeoutMs),
   retention_seconds: Schema.optionalKey(RetentionSeconds),
-  max_running: Schema.optionalKey(Schema.NullOr(MaxRunning))
+  max_running: Schema.optionalKey(Schema.NullOr(MaxRunning)),
+  review: Schema.optionalKey(ReviewPolicyPatch)
 }).annotate({ identifier: "UpdateQueue" })
 export type UpdateQueue = typeof UpdateQueue.Type
 

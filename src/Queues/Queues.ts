@@ -5,6 +5,7 @@ import { Audit } from "../Audit/Audit.ts"
 import { Conflict, type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
 import { newId, type ProjectId, QueueId, type QueueName } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
+import { defaultReviewPolicy, mergeReviewPolicy } from "../Domain/Review.ts"
 import { Projects } from "../Projects/Projects.ts"
 import type { CreateQueue, Queue, RetryPolicy, UpdateQueue } from "./Api.ts"
 import { type QueueSettings, QueuesRepo } from "./QueuesRepo.ts"
@@ -22,7 +23,8 @@ export const defaultQueueSettings: QueueSettings = {
   retry_policy: defaultRetryPolicy,
   timeout_ms: 300_000,
   retention_seconds: 604_800,
-  max_running: null
+  max_running: null,
+  review: defaultReviewPolicy
 }
 
 const merge = (base: QueueSettings, patch: UpdateQueue): QueueSettings => ({
@@ -30,7 +32,8 @@ const merge = (base: QueueSettings, patch: UpdateQueue): QueueSettings => ({
   retry_policy: { ...base.retry_policy, ...patch.retry_policy },
   timeout_ms: patch.timeout_ms ?? base.timeout_ms,
   retention_seconds: patch.retention_seconds ?? base.retention_seconds,
-  max_running: patch.max_running === undefined ? base.max_running : patch.max_running
+  max_running: patch.max_running === undefined ? base.max_running : patch.max_running,
+  review: mergeReviewPolicy(base.review, patch.review)
 })
 
 const queueNotFound = () => new NotFound({ message: "queue not found" })

@@ -1,6 +1,7 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient, SqlSchema } from "effect/sql"
 import { ProjectId, QueueId, QueueName } from "../Domain/Ids.ts"
+import { OnDeadline, type ReviewPolicy } from "../Domain/Review.ts"
 import type { Queue, RetryPolicy } from "./Api.ts"
 
 const QueueRow = Schema.Struct({
@@ -16,6 +17,9 @@ const QueueRow = Schema.Struct({
   timeout_ms: Schema.Number,
   retention_seconds: Schema.Number,
   max_running: Schema.NullOr(Schema.Number),
+  review_required: Schema.Boolean,
+  review_deadline_ms: Schema.NullOr(Schema.Number),
+  review_on_deadline: OnDeadline,
   created_at: Schema.Date,
   updated_at: Schema.Date
 })
@@ -36,6 +40,7 @@ const toQueue = (row: QueueRow): Queue => ({
   timeout_ms: row.timeout_ms,
   retention_seconds: row.retention_seconds,
   max_running: row.max_running,
+  review: { required: row.review_required, deadline_ms: row.review_deadline_ms, on_deadline: row.review_on_deadline },
   created_at: row.created_at,
   updated_at: row.updated_at
 })
@@ -47,10 +52,11 @@ export interface QueueSettings {
   readonly timeout_ms: number
   readonly retention_seconds: number
   readonly max_running: number | null
+  readonly review: ReviewPolicy
 }
 
 const columns =
-  "id, project_id, name, paused, max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms, backoff_jitter, timeout_ms, retention_seconds, max_running, created_at, updated_at"
+  "id, project_id, name, paused, max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms, backoff_jitter, timeout_ms, retention_seconds, max_running, review_required, review_deadline_ms, review_on_deadline, created_at, updated_at"
 
 const settingsColumns = (settings: QueueSettings) => ({
   paused: settings.paused,
@@ -61,7 +67,10 @@ const settingsColumns = (settings: QueueSettings) => ({
   backoff_jitter: settings.retry_policy.jitter,
   timeout_ms: settings.timeout_ms,
   retention_seconds: settings.retention_seconds,
-  max_running: settings.max_running
+  max_running: settings.max_running,
+  review_required: settings.review.required,
+  review_deadline_ms: settings.review.deadline_ms,
+  review_on_deadline: settings.review.on_deadline
 })
 
 export class QueuesRepo extends Context.Service<QueuesRepo, {

@@ -1,7 +1,10 @@
 import { Context, Duration, Effect, Layer, PubSub } from "effect"
-import { actorName, CurrentPrincipal } from "../Auth/Principal.ts"
+import { SqlClient } from "effect/sql"
+import { Audit } from "../Audit/Audit.ts"
+import { requirePlatformAdmin } from "../Auth/Policy.ts"
+import { actorName, CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { type Forbidden, NotFound, type ValidationError } from "../Domain/Errors.ts"
+import { Conflict, Forbidden, NotFound, Unprocessable, type ValidationError } from "../Domain/Errors.ts"
 import { type JobId, newId, type ProjectId, WorkerId } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import { type ClaimedJob, EngineRepo } from "../Engine/EngineRepo.ts"
@@ -9,11 +12,13 @@ import { HandlerFailure } from "../Engine/Handler.ts"
 import { Notifier } from "../Engine/Notifier.ts"
 import { failureFor } from "../Engine/Runner.ts"
 import * as Metrics from "../Observability/Metrics.ts"
-import type { Job } from "../Jobs/Api.ts"
+import { currentTraceparent } from "../Observability/Tracing.ts"
+import type { Job, JobState } from "../Jobs/Api.ts"
 import { JobsRepo } from "../Jobs/JobsRepo.ts"
 import { Projects } from "../Projects/Projects.ts"
 import { QueuesRepo } from "../Queues/QueuesRepo.ts"
-import { LeaseLost, type Worker } from "./Api.ts"
+import { LeaseLost, type RegisterWorker, type Worker, type WorkerDetail, WorkerDisabled } from "./Api.ts"
+import { type Assignment, toColumns } from "./Assignment.ts"
 import { WorkersRepo } from "./WorkersRepo.ts"
 
 export interface ClaimOptions {
@@ -24,23 +29,50 @@ export interface ClaimOptions {
 
 const workerNotFound = () => new NotFound({ message: "worker not found" })
 const jobNotFound = () => new NotFound({ message: "job not found" })
+const disabledError = () => new WorkerDisabled({ message: "the worker is disabled; an operator must enable it before it can claim" })
+
+/** Jobs in these states can be (re)assigned: not running, not finished. */
+export const assignableStates: ReadonlyArray<JobState> = ["scheduled", "available", "retrying"]
+
+/** The most leases `GET worker` lists. */
+const maxListedLeases = 1000
+
+const boundTo = (principal: Principal): string | null => principal.kind === "user" ? principal.userId : null
 
 export class Workers extends Context.Service<Workers, {
-  register(
-    projectId: ProjectId,
-    input: { readonly name: string; readonly kinds: ReadonlyArray<string> }
-  ): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
+  /** A user registering a worker binds it to themselves: it then receives the jobs assigned to them. */
+  register(projectId: ProjectId, input: RegisterWorker): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
   list(projectId: ProjectId, options: PageOptions): Effect.Effect<
     PageOf<Worker>,
     NotFound | Forbidden | ValidationError,
     CurrentPrincipal
   >
-  /** Claims up to `limit` jobs of the worker's kinds, waiting up to `wait_ms` for one to arrive. */
+  get(projectId: ProjectId, workerId: WorkerId): Effect.Effect<WorkerDetail, NotFound | Forbidden, CurrentPrincipal>
+  /** Refuses the worker's claims from now on and hands every job it holds back to the queue. */
+  disable(projectId: ProjectId, workerId: WorkerId): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
+  enable(projectId: ProjectId, workerId: WorkerId): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
+  /** Foreman's engine instances (platform administrators). */
+  instances(options: PageOptions): Effect.Effect<PageOf<Worker>, Forbidden | ValidationError, CurrentPrincipal>
+  /**
+   * Claims up to `limit` jobs of the worker's kinds that are unassigned or assigned to it,
+   * one of its labels or its user, waiting up to `wait_ms` for one to arrive.
+   */
   claim(
     projectId: ProjectId,
     workerId: WorkerId,
     options: ClaimOptions
-  ): Effect.Effect<ReadonlyArray<ClaimedJob>, NotFound | Forbidden, CurrentPrincipal>
+  ): Effect.Effect<ReadonlyArray<ClaimedJob>, NotFound | Forbidden | WorkerDisabled, CurrentPrincipal>
+  /** The jobs assigned to the calling user (none for API keys). */
+  tasks(
+    projectId: ProjectId,
+    options: PageOptions & { readonly state?: JobState | undefined }
+  ): Effect.Effect<PageOf<Job>, NotFound | Forbidden | ValidationError, CurrentPrincipal>
+  /** Sets (or, with `null`, removes) the assignment of a job that is not running or finished. */
+  assign(
+    projectId: ProjectId,
+    jobId: JobId,
+    assign: Assignment | null
+  ): Effect.Effect<Job, NotFound | Forbidden | Conflict | Unprocessable, CurrentPrincipal>
   heartbeat(
     projectId: ProjectId,
     jobId: JobId,
@@ -49,7 +81,7 @@ export class Workers extends Context.Service<Workers, {
   complete(
     projectId: ProjectId,
     jobId: JobId,
-    input: { readonly lease_token: string; readonly result?: unknown }
+    input: { readonly lease_token: string; readonly result?: unknown; readonly traceparent?: string | undefined }
   ): Effect.Effect<Job, NotFound | Forbidden | LeaseLost, CurrentPrincipal>
   fail(
     projectId: ProjectId,
@@ -59,6 +91,7 @@ export class Workers extends Context.Service<Workers, {
       readonly error: { readonly message: string; readonly details?: unknown }
       readonly retryable?: boolean | undefined
       readonly retry_after_ms?: number | undefined
+      readonly traceparent?: string | undefined
     }
   ): Effect.Effect<Job, NotFound | Forbidden | LeaseLost, CurrentPrincipal>
 }>()("foreman/Workers") {
@@ -72,42 +105,100 @@ export class Workers extends Context.Service<Workers, {
       const jobs = yield* JobsRepo
       const queues = yield* QueuesRepo
       const notifier = yield* Notifier
+      const audit = yield* Audit
+      const sql = yield* SqlClient.SqlClient
+      const liveness = { activeSeconds: config.workerActiveSeconds, goneSeconds: config.workerGoneSeconds }
 
-      const register = Effect.fn("Workers.register")(function*(
-        projectId: ProjectId,
-        input: { readonly name: string; readonly kinds: ReadonlyArray<string> }
-      ) {
+      const register = Effect.fn("Workers.register")(function*(projectId: ProjectId, input: RegisterWorker) {
         yield* projects.access(projectId, "workers:register")
-        return yield* repo.insert({ id: WorkerId.make(newId()), project_id: projectId, name: input.name, kinds: [...new Set(input.kinds)] })
+        const principal = yield* CurrentPrincipal
+        return yield* repo.insert({
+          id: WorkerId.make(newId()),
+          project_id: projectId,
+          name: input.name,
+          kinds: [...new Set(input.kinds)],
+          version: input.version ?? null,
+          labels: [...new Set(input.labels ?? [])],
+          user_id: boundTo(principal)
+        }, actorName(principal), liveness)
       })
 
       const list = Effect.fn("Workers.list")(function*(projectId: ProjectId, options: PageOptions) {
         yield* projects.access(projectId, "workers:read")
         const after = yield* decodeCursor(options.cursor)
         const limit = options.limit ?? defaultLimit
-        return toPage(yield* repo.list(projectId, after, limit + 1), limit, (worker) => worker.id)
+        return toPage(yield* repo.list(projectId, after, limit + 1, liveness), limit, (worker) => worker.id)
       })
+
+      const instances = Effect.fn("Workers.instances")(function*(options: PageOptions) {
+        yield* requirePlatformAdmin()
+        const after = yield* decodeCursor(options.cursor)
+        const limit = options.limit ?? defaultLimit
+        return toPage(yield* repo.list(null, after, limit + 1, liveness), limit, (worker) => worker.id)
+      })
+
+      const get = Effect.fn("Workers.get")(function*(projectId: ProjectId, workerId: WorkerId) {
+        yield* projects.access(projectId, "workers:read")
+        const worker = yield* repo.find(projectId, workerId, liveness)
+        if (worker === undefined) return yield* workerNotFound()
+        return { ...worker, held: yield* repo.leases(workerId, maxListedLeases) }
+      })
+
+      const setDisabled = (disabled: boolean) =>
+        Effect.fn(disabled ? "Workers.disable" : "Workers.enable")(function*(projectId: ProjectId, workerId: WorkerId) {
+          yield* projects.access(projectId, "workers:manage")
+          const actor = actorName(yield* CurrentPrincipal)
+          const changed = yield* repo.setDisabled(projectId, workerId, disabled, actor)
+          if (changed === undefined) return yield* workerNotFound()
+          // Disabling a disabled worker (or enabling an enabled one) changes nothing and records nothing.
+          if (changed.changed) {
+            yield* audit.record({
+              projectId,
+              actor,
+              action: disabled ? "worker.disabled" : "worker.enabled",
+              targetType: "worker",
+              targetId: workerId,
+              details: disabled ? { released: changed.released } : undefined
+            })
+          }
+          const worker = yield* repo.find(projectId, workerId, liveness)
+          if (worker === undefined) return yield* workerNotFound()
+          return worker
+        })
 
       const claim = Effect.fn("Workers.claim")(function*(projectId: ProjectId, workerId: WorkerId, options: ClaimOptions) {
         yield* projects.access(projectId, "jobs:work")
         const worker = yield* repo.touch(projectId, workerId)
         if (worker === undefined) return yield* workerNotFound()
         const principal = yield* CurrentPrincipal
+        // A human worker is its user's alone: nobody else may receive the tasks assigned to them.
+        if (worker.user_id !== null && boundTo(principal) !== worker.user_id) {
+          return yield* new Forbidden({ message: "this worker is bound to another user" })
+        }
+        if (worker.disabled) return yield* disabledError()
         const request = {
           limit: options.limit ?? 1,
           kinds: worker.kinds,
           projectId,
           workerId,
+          labels: worker.labels,
+          userId: worker.user_id,
           leaseMs: options.lease_ms ?? config.leaseMs,
           includeCapped: true,
           actor: `worker:${workerId} (${actorName(principal)})`
         }
+        // The worker row stays share-locked until the claim commits, so a disable either
+        // refuses this claim or waits for it and then releases what it took.
+        const claimOnce = sql.withTransaction(Effect.gen(function*() {
+          if (yield* repo.lockForClaim(workerId)) return yield* disabledError()
+          return yield* engine.claim(request)
+        })).pipe(Effect.catchTag("SqlError", Effect.die))
         const deadline = Date.now() + (options.wait_ms ?? 0)
         return yield* Effect.scoped(Effect.gen(function*() {
           // Subscribed before the first attempt, so a job enqueued in between still wakes us.
           const signals = yield* notifier.subscribe
           while (true) {
-            const claimed = yield* engine.claim(request)
+            const claimed = yield* claimOnce
             const remaining = deadline - Date.now()
             yield* Effect.forEach(claimed, Metrics.recordStarted, { discard: true })
             if (claimed.length > 0 || remaining <= 0) return claimed
@@ -161,12 +252,13 @@ export class Workers extends Context.Service<Workers, {
       const complete = Effect.fn("Workers.complete")(function*(
         projectId: ProjectId,
         jobId: JobId,
-        input: { readonly lease_token: string; readonly result?: unknown }
+        input: { readonly lease_token: string; readonly result?: unknown; readonly traceparent?: string | undefined }
       ) {
         yield* projects.access(projectId, "jobs:work")
         const job = yield* requireJob(projectId, jobId)
         const actor = actorName(yield* CurrentPrincipal)
-        const done = yield* engine.complete([{ id: jobId, token: input.lease_token, result: input.result ?? null }], actor)
+        const traceparent = input.traceparent ?? (yield* currentTraceparent)
+        const done = yield* engine.complete([{ id: jobId, token: input.lease_token, result: input.result ?? null, traceparent }], actor)
         if (done.length === 0) return yield* explain(projectId, jobId)
         yield* Metrics.recordSucceeded(job)
         return yield* requireJob(projectId, jobId)
@@ -180,6 +272,7 @@ export class Workers extends Context.Service<Workers, {
           readonly error: { readonly message: string; readonly details?: unknown }
           readonly retryable?: boolean | undefined
           readonly retry_after_ms?: number | undefined
+          readonly traceparent?: string | undefined
         }
       ) {
         yield* projects.access(projectId, "jobs:work")
@@ -206,13 +299,64 @@ export class Workers extends Context.Service<Workers, {
           })
         )
         const actor = actorName(yield* CurrentPrincipal)
-        const failed = yield* engine.fail([failure], actor, "failed")
+        // The worker's span for the attempt, else this request's: the next attempt links to it.
+        const traceparent = input.traceparent ?? (yield* currentTraceparent)
+        const failed = yield* engine.fail([{ ...failure, traceparent }], actor, "failed")
         if (failed.length === 0) return yield* explain(projectId, jobId)
         yield* Metrics.recordFailed(job, failure)
         return yield* requireJob(projectId, jobId)
       })
 
-      return Workers.of({ register, list, claim, heartbeat, complete, fail })
+      const tasks = Effect.fn("Workers.tasks")(function*(
+        projectId: ProjectId,
+        options: PageOptions & { readonly state?: JobState | undefined }
+      ) {
+        yield* projects.access(projectId, "jobs:work")
+        const after = yield* decodeCursor(options.cursor)
+        const limit = options.limit ?? defaultLimit
+        const user = boundTo(yield* CurrentPrincipal)
+        if (user === null) return { items: [], next_cursor: null }
+        const rows = yield* jobs.list(projectId, { state: options.state, assigned_user_id: user }, after, limit + 1)
+        return toPage(rows, limit, (job) => job.id)
+      })
+
+      const assign = Effect.fn("Workers.assign")(function*(projectId: ProjectId, jobId: JobId, target: Assignment | null) {
+        yield* projects.access(projectId, "jobs:assign")
+        const actor = actorName(yield* CurrentPrincipal)
+        const columns = toColumns(target)
+        const unknown = yield* repo.unknownAssignees(
+          projectId,
+          columns.assigned_worker_id === null ? [] : [columns.assigned_worker_id],
+          columns.assigned_user_id === null ? [] : [columns.assigned_user_id]
+        )
+        if (unknown.workers.length > 0) return yield* new Unprocessable({ message: `worker ${unknown.workers[0]} is not registered in this project` })
+        if (unknown.users.length > 0) {
+          return yield* new Unprocessable({ message: `user ${unknown.users[0]} is not a member of this project with a role that works jobs` })
+        }
+        const state = yield* repo.assignJob(projectId, jobId, columns, actor)
+        const job = yield* jobs.find(projectId, jobId)
+        if (job === undefined) return yield* jobNotFound()
+        if (state === undefined) {
+          return yield* new Conflict({ message: `job is ${job.state}; only ${assignableStates.join(", ")} jobs can be assigned` })
+        }
+        yield* audit.record({ projectId, actor, action: "job.assigned", targetType: "job", targetId: jobId, details: { assign: target } })
+        return job
+      })
+
+      return Workers.of({
+        register,
+        list,
+        get,
+        disable: setDisabled(true),
+        enable: setDisabled(false),
+        instances,
+        claim,
+        tasks,
+        assign,
+        heartbeat,
+        complete,
+        fail
+      })
     })
   )
 }

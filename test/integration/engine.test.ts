@@ -6,7 +6,7 @@ import { EngineRepo } from "../../src/Engine/EngineRepo.ts"
 import { Runner } from "../../src/Engine/Runner.ts"
 import type { EnqueueJob, Job, JobEvent } from "../../src/Jobs/Api.ts"
 import type { CreateQueue } from "../../src/Queues/Api.ts"
-import { errorMessage, getJob, jobEvents, retryAtOf, waitForJob, waitForState } from "../support/engine.ts"
+import { errorMessage, field, getJob, jobEvents, retryAtOf, waitForJob, waitForState } from "../support/engine.ts"
 import { assertEnvelope, queueName, setupProject } from "../support/fixtures.ts"
 import { clientFor, raw, TestApp } from "../support/TestApp.ts"
 import { waitFor } from "../support/waitFor.ts"
@@ -162,7 +162,8 @@ layer(
       assert.deepStrictEqual(ofType(events, "started").map((e) => e.attempt), [1, 2, 3])
       const last = first(events.slice(-1), "event")
       assert.deepInclude(last, { type: "failed", from_state: "running", to_state: "dead", attempt: 3, actor: engineActor })
-      assert.isNull(last.data, "a dead job has no retry_at")
+      assert.isUndefined(field(last.data, "retry_at"), "a dead job has no retry_at")
+      assert.match(String(field(last.data, "traceparent")), /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, "the attempt's trace context")
       assert.strictEqual(ofType(events, "succeeded").length, 0)
     }))
 

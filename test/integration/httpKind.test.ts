@@ -110,6 +110,27 @@ layer(TestApp({ ...engine, httpAllowCidrs: ["127.0.0.0/8"] }), { timeout: 120_00
         assert.deepStrictEqual(JSON.parse(request?.body ?? "null"), { event: "order.created", id: 7 })
       })))
 
+    it.effect("traceparent: the outbound request carries a client span of the attempt's trace (a payload traceparent is replaced)", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { port, seen } = yield* localServer({ "/traced": (_request, response) => response.writeHead(204).end() })
+        const { projectId, tokens, enqueue } = yield* setup("http traced")
+        const stale = "00-11111111111111111111111111111111-2222222222222222-01"
+        const job = yield* enqueue({ url: `http://127.0.0.1:${port}/traced`, headers: { TraceParent: stale } })
+        yield* waitForState(tokens.viewer, projectId, job.id, "succeeded")
+        // The attempt's own context is on its `succeeded` event.
+        const succeeded = (yield* jobEvents(tokens.viewer, projectId, job.id)).find((event) => event.type === "succeeded")
+        const attempt = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/.exec(String(field(succeeded?.data, "traceparent")))
+        if (attempt === null) return assert.fail("no attempt traceparent on the succeeded event")
+
+        assert.strictEqual(seen.length, 1)
+        const header = seen[0]?.headers.traceparent
+        const sent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/.exec(typeof header === "string" ? header : "")
+        if (sent === null) return assert.fail(`no W3C traceparent header: ${String(header)}`)
+        assert.strictEqual(sent[1], attempt[1], "same trace as the attempt")
+        assert.notStrictEqual(sent[2], attempt[2], "the client span's id, not the attempt span's")
+        assert.notInclude(JSON.stringify(seen[0]?.headers), stale)
+      })))
+
     it.effect("500 then 200: the 500 is retried with backoff, then the job succeeds", () =>
       Effect.scoped(Effect.gen(function*() {
         const { port, seen } = yield* localServer({

@@ -1,5 +1,6 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Fiber, Layer, Option } from "effect"
+import { SqlClient } from "effect/sql"
 import type { EnqueueJob } from "../../src/Jobs/Api.ts"
 import { waitForState } from "../support/engine.ts"
 import { queueName, setupProject } from "../support/fixtures.ts"
@@ -117,6 +118,23 @@ layer(
       assert.strictEqual(sumOf(samples, "foreman_queue_depth", { ...q, state: "scheduled" }), 1)
       assert.strictEqual(sumOf(samples, "foreman_queue_depth", { ...q, state: "available" }), 0)
       assert.strictEqual(scheduled.state, "scheduled")
+
+      // Database pool, counted in pg_stat_activity by this instance's application_name.
+      const idle = sumOf(samples, "foreman_db_pool_connections", { state: "idle" })
+      assert.isAbove(idle, 0, "the instance holds connections (at least the LISTEN one)")
+      assert.strictEqual(sumOf(samples, "foreman_db_pool_max_connections", {}), 4)
+      assert.isTrue(samples.some((s) => s.name === "foreman_db_pool_lock_waits"))
+      // A statement running on one of the pool's connections while scraping is a connection in use.
+      const sql = yield* SqlClient.SqlClient
+      const sleeper = yield* Effect.forkChild(sql`SELECT pg_sleep(1.5)`)
+      yield* Effect.sleep("300 millis")
+      const busy = (yield* scrape).samples
+      yield* Fiber.join(sleeper)
+      assert.isAtLeast(sumOf(busy, "foreman_db_pool_connections", { state: "in_use" }), 1)
+      assert.isAtMost(
+        sumOf(busy, "foreman_db_pool_connections", { state: "in_use" }) + sumOf(busy, "foreman_db_pool_connections", { state: "idle" }),
+        4
+      )
 
       // Process gauges.
       assert.isAbove(sumOf(samples, "foreman_process_memory_bytes", { type: "rss" }), 0)

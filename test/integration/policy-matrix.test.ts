@@ -11,6 +11,7 @@ const platformOnly: ReadonlyArray<Caller> = ["platform_admin"]
 const admins: ReadonlyArray<Caller> = ["platform_admin", "admin"]
 const producers: ReadonlyArray<Caller> = ["platform_admin", "admin", "producer"]
 const workers: ReadonlyArray<Caller> = ["platform_admin", "admin", "worker"]
+const reviewers: ReadonlyArray<Caller> = ["platform_admin", "admin", "reviewer"]
 
 interface Context {
   readonly projectId: string
@@ -113,8 +114,72 @@ const cases: Record<string, Case> = {
     allowed: workers,
     request: (c) => at(`/v1/projects/${c.projectId}/jobs/${c.jobId}/fail`, { ...lease, error: { message: "x" } })
   },
+  "GET /v1/projects/{projectId}/workers/{workerId}": {
+    allowed: everyone,
+    request: (c) => at(`/v1/projects/${c.projectId}/workers/${c.workerId}`)
+  },
+  "POST /v1/projects/{projectId}/workers/{workerId}/disable": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/workers/${c.workerId}/disable`, {})
+  },
+  "POST /v1/projects/{projectId}/workers/{workerId}/enable": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/workers/${c.workerId}/enable`, {})
+  },
+  "GET /v1/projects/{projectId}/tasks": { allowed: workers, request: (c) => at(`/v1/projects/${c.projectId}/tasks`) },
+  "POST /v1/projects/{projectId}/jobs/{jobId}/assign": {
+    allowed: admins,
+    request: (c) => Effect.map(c.freshJob, (jobId) => ({ path: `/v1/projects/${c.projectId}/jobs/${jobId}/assign`, body: { assign: null } }))
+  },
+  "GET /v1/workers": { allowed: platformOnly, request: () => at("/v1/workers") },
+  // Reviews (test/integration/reviews.test.ts covers the flows; the job here is not awaiting review: 409).
+  "GET /v1/projects/{projectId}/reviews": { allowed: reviewers, request: (c) => at(`/v1/projects/${c.projectId}/reviews`) },
+  "POST /v1/projects/{projectId}/reviews/{jobId}/approve": {
+    allowed: reviewers,
+    request: (c) => at(`/v1/projects/${c.projectId}/reviews/${c.jobId}/approve`, { comment: "ok" })
+  },
+  "POST /v1/projects/{projectId}/reviews/{jobId}/reject": {
+    allowed: reviewers,
+    request: (c) => at(`/v1/projects/${c.projectId}/reviews/${c.jobId}/reject`, { comment: "no", retry: true })
+  },
   "GET /v1/projects/{projectId}/audit": { allowed: admins, request: (c) => at(`/v1/projects/${c.projectId}/audit`) },
   "GET /v1/audit": { allowed: platformOnly, request: () => at("/v1/audit") },
+  // Event feed and webhooks (events.test.ts and webhooks.test.ts cover the behaviour).
+  "GET /v1/projects/{projectId}/events": { allowed: everyone, request: (c) => at(`/v1/projects/${c.projectId}/events`) },
+  // An invalid cursor answers 400 once access is granted, so the stream does not stay open.
+  "GET /v1/projects/{projectId}/events/stream": {
+    allowed: everyone,
+    request: (c) => at(`/v1/projects/${c.projectId}/events/stream?after=not-a-cursor`)
+  },
+  "POST /v1/projects/{projectId}/webhooks": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/webhooks`, { url: "https://example.com/hook" })
+  },
+  "GET /v1/projects/{projectId}/webhooks": { allowed: admins, request: (c) => at(`/v1/projects/${c.projectId}/webhooks`) },
+  "GET /v1/projects/{projectId}/webhooks/{webhookId}": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/webhooks/${missingUser}`)
+  },
+  "PATCH /v1/projects/{projectId}/webhooks/{webhookId}": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/webhooks/${missingUser}`, { enabled: false })
+  },
+  "DELETE /v1/projects/{projectId}/webhooks/{webhookId}": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/webhooks/${missingUser}`)
+  },
+  "POST /v1/projects/{projectId}/webhooks/{webhookId}/rotate-secret": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/webhooks/${missingUser}/rotate-secret`)
+  },
+  "GET /v1/projects/{projectId}/webhooks/{webhookId}/deliveries": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/webhooks/${missingUser}/deliveries`)
+  },
+  "POST /v1/projects/{projectId}/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver": {
+    allowed: admins,
+    request: (c) => at(`/v1/projects/${c.projectId}/webhooks/${missingUser}/deliveries/${missingUser}/redeliver`)
+  },
   // Identity (test/integration/identity.test.ts covers the flows; here only who may call).
   "POST /v1/auth/login": { allowed: "public", request: () => at("/v1/auth/login", {}) },
   "POST /v1/auth/refresh": { allowed: "public", request: () => at("/v1/auth/refresh", {}) },

@@ -6,9 +6,9 @@ import { SqlClient } from "effect/sql"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { parseTraceparent } from "../../src/Observability/Tracing.ts"
-import { waitForState } from "../support/engine.ts"
+import { field, jobEvents, waitForState } from "../support/engine.ts"
 import { queueName, setupProject } from "../support/fixtures.ts"
-import { clientFor, TestApp } from "../support/TestApp.ts"
+import { clientFor, raw, TestApp } from "../support/TestApp.ts"
 import { waitFor } from "../support/waitFor.ts"
 
 interface OtlpLink {
@@ -25,6 +25,7 @@ interface OtlpSpan {
   readonly kind: number
   readonly traceId: string
   readonly spanId: string
+  readonly parentSpanId?: string | undefined
   readonly attributes: ReadonlyArray<OtlpAttribute>
   readonly links: ReadonlyArray<OtlpLink>
   readonly status: { readonly code: number; readonly message?: string }
@@ -73,6 +74,8 @@ const attribute = (span: OtlpSpan, key: string): unknown => {
   return value === undefined ? undefined : Object.values(value)[0]
 }
 
+const payloadMarker = "payload-marker-7f3a"
+
 const StatusError = 2
 const StatusOk = 1
 const SpanKindServer = 2
@@ -81,7 +84,7 @@ layer(
   TestApp({ handlerModules: ["./test/support/handlers.ts"], pollIntervalMs: 100, maintenanceIntervalMs: 100 }, InMemoryCollector),
   { timeout: 60_000, excludeTestServices: true }
 )("traces", (it) => {
-  it.effect("an enqueue that fails once then succeeds: two Job.attempt spans, both linked to the enqueue span", () =>
+  it.effect("fails once then succeeds: enqueue span by route template -> attempt 1 (failed) -> attempt 2 (succeeded, linked to both)", () =>
     Effect.gen(function*() {
       const project = yield* setupProject("traces")
       const admin = yield* clientFor(project.tokens.admin)
@@ -92,14 +95,15 @@ layer(
       const producer = yield* clientFor(project.tokens.producer)
       const job = yield* producer.jobs.enqueue({
         params: { projectId: project.projectId },
-        payload: { queue: queue.name, kind: "flaky", payload: { succeed_on: 2 } }
+        payload: { queue: queue.name, kind: "flaky", payload: { succeed_on: 2, marker: payloadMarker } }
       })
       const done = yield* waitForState(project.tokens.viewer, project.projectId, job.id, "succeeded")
       assert.strictEqual(done.attempt, 2)
 
       // The enqueue request's trace context, stored with the job.
       const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql<{ readonly traceparent: string | null }>`SELECT traceparent FROM jobs WHERE id = ${job.id}`
+      const rows = yield* sql<{ readonly traceparent: string | null; readonly last_attempt_traceparent: string | null }>`
+        SELECT traceparent, last_attempt_traceparent FROM jobs WHERE id = ${job.id}`
       const traceparent = rows[0]?.traceparent ?? null
       assert.isNotNull(traceparent)
       assert.match(traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
@@ -123,17 +127,45 @@ layer(
       const enqueueSpan = received.find((span) => span.spanId === enqueue.spanId)
       assert.isDefined(enqueueSpan, "the enqueue span was exported")
       assert.strictEqual(enqueueSpan?.traceId, enqueue.traceId)
-      // ... the enqueue request's HTTP server span.
+      // ... the enqueue request's HTTP server span, named by its route template, not its URL.
       assert.strictEqual(enqueueSpan?.kind, SpanKindServer)
-      assert.match(enqueueSpan?.name ?? "", /POST/)
+      assert.strictEqual(enqueueSpan?.name, "POST /v1/projects/{projectId}/jobs")
+      assert.strictEqual(enqueueSpan && attribute(enqueueSpan, "http.route"), "/v1/projects/:projectId/jobs")
 
+      const linksOf = (span: OtlpSpan) =>
+        span.links.map((link) => ({
+          traceId: link.traceId,
+          spanId: link.spanId,
+          kind: link.attributes.find((a) => a.key === "foreman.link")?.value.stringValue
+        }))
+      // Attempt 1 links to the enqueue; attempt 2 to the enqueue and to attempt 1.
+      assert.deepStrictEqual(linksOf(first), [{ traceId: enqueue.traceId, spanId: enqueue.spanId, kind: "enqueue" }])
+      assert.deepStrictEqual(linksOf(second), [
+        { traceId: enqueue.traceId, spanId: enqueue.spanId, kind: "enqueue" },
+        { traceId: first.traceId, spanId: first.spanId, kind: "previous_attempt" }
+      ])
       for (const span of [first, second]) {
-        assert.deepStrictEqual(
-          span.links.map((link) => ({ traceId: link.traceId, spanId: link.spanId })),
-          [{ traceId: enqueue.traceId, spanId: enqueue.spanId }]
-        )
+        assert.strictEqual(attribute(span, "foreman.job.id"), job.id)
         assert.strictEqual(attribute(span, "foreman.job.queue"), queue.name)
         assert.strictEqual(attribute(span, "foreman.job.kind"), "flaky")
+      }
+      // The last attempt's context is stored with the job, and each attempt's is on its outcome event.
+      assert.strictEqual(rows[0]?.last_attempt_traceparent, `00-${second.traceId}-${second.spanId}-01`)
+      const events = yield* jobEvents(project.tokens.viewer, project.projectId, job.id)
+      const failedEvent = events.find((event) => event.type === "failed")
+      const succeededEvent = events.find((event) => event.type === "succeeded")
+      assert.strictEqual(field(failedEvent?.data, "traceparent"), `00-${first.traceId}-${first.spanId}-01`)
+      assert.isString(field(failedEvent?.data, "retry_at"))
+      assert.strictEqual(field(succeededEvent?.data, "traceparent"), `00-${second.traceId}-${second.spanId}-01`)
+
+      // SQL statement spans carry the statement text, never parameter values.
+      const statements = received.filter((span) => typeof attribute(span, "db.query.text") === "string")
+      assert.isTrue(
+        statements.some((span) => String(attribute(span, "db.query.text")).includes("INSERT INTO jobs")),
+        "the enqueue's INSERT is a span with its text"
+      )
+      for (const span of received) {
+        for (const a of span.attributes) assert.notInclude(JSON.stringify(a.value), payloadMarker, `${span.name}: ${a.key}`)
       }
       assert.strictEqual(Number(attribute(first, "foreman.job.attempt")), 1)
       assert.strictEqual(first.status.code, StatusError)
@@ -141,5 +173,66 @@ layer(
       assert.strictEqual(Number(attribute(second, "foreman.job.attempt")), 2)
       assert.strictEqual(second.status.code, StatusOk)
       assert.strictEqual(attribute(second, "foreman.job.outcome"), "succeeded")
+    }))
+
+  it.effect("external workers: traceparent on fail and complete is stored, returned on the next claim and in events; malformed is 400", () =>
+    Effect.gen(function*() {
+      const project = yield* setupProject("traces-ext")
+      const admin = yield* clientFor(project.tokens.admin)
+      const queue = yield* admin.queues.create({
+        params: { projectId: project.projectId },
+        payload: { name: queueName("ext"), retry_policy: { initial_delay_ms: 0, max_delay_ms: 0, jitter: 0, max_attempts: 5 } }
+      })
+      const producer = yield* clientFor(project.tokens.producer)
+      const job = yield* producer.jobs.enqueue({
+        params: { projectId: project.projectId },
+        payload: { queue: queue.name, kind: "external-traced", payload: {} }
+      })
+      const worker = yield* clientFor(project.tokens.worker)
+      const registered = yield* worker.workers.register({
+        params: { projectId: project.projectId },
+        payload: { name: "traced worker", kinds: ["external-traced"] }
+      })
+      const claim = Effect.map(
+        worker.workers.claim({ params: { projectId: project.projectId, workerId: registered.id }, payload: { wait_ms: 5_000 } }),
+        (response) => response.jobs
+      )
+      const [first] = yield* claim
+      if (first === undefined) return assert.fail("nothing claimed")
+      assert.match(first.traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+      assert.isNull(first.last_attempt_traceparent)
+
+      const workerAttempt1 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+      const path = `/v1/projects/${project.projectId}/jobs/${job.id}`
+      for (const bad of ["nope", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331", "00-00000000000000000000000000000000-b7ad6b7169203331-01", 42]) {
+        const response = yield* raw("POST", `${path}/fail`, {
+          token: project.tokens.worker,
+          body: JSON.stringify({ lease_token: first.lease_token, error: { message: "boom" }, traceparent: bad })
+        })
+        assert.strictEqual(response.status, 400, `traceparent ${JSON.stringify(bad)}`)
+      }
+      yield* worker.workers.fail({
+        params: { projectId: project.projectId, jobId: job.id },
+        payload: { lease_token: first.lease_token, error: { message: "boom" }, traceparent: workerAttempt1 }
+      })
+
+      const [second] = yield* claim
+      if (second === undefined) return assert.fail("the retry was not claimed")
+      assert.strictEqual(second.attempt, 2)
+      assert.strictEqual(second.traceparent, first.traceparent)
+      assert.strictEqual(second.last_attempt_traceparent, workerAttempt1)
+
+      const workerAttempt2 = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
+      yield* worker.workers.complete({
+        params: { projectId: project.projectId, jobId: job.id },
+        payload: { lease_token: second.lease_token, traceparent: workerAttempt2 }
+      })
+      const events = yield* jobEvents(project.tokens.viewer, project.projectId, job.id)
+      assert.strictEqual(field(events.find((event) => event.type === "failed")?.data, "traceparent"), workerAttempt1)
+      assert.strictEqual(field(events.find((event) => event.type === "succeeded")?.data, "traceparent"), workerAttempt2)
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ readonly last_attempt_traceparent: string | null }>`
+        SELECT last_attempt_traceparent FROM jobs WHERE id = ${job.id}`
+      assert.strictEqual(rows[0]?.last_attempt_traceparent, workerAttempt2)
     }))
 })

@@ -396,6 +396,8 @@ layer(
               kinds: ["ext.race"],
               projectId,
               workerId: null,
+              labels: [],
+              userId: null,
               leaseMs: 60_000,
               actor: `race-${i}`,
               includeCapped: true

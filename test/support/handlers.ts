@@ -46,6 +46,11 @@ const sideEffectsPool = (): Pool => {
 export const handlers = {
   noop: () => ({ ok: true }),
   echo: (payload: unknown) => payload,
+  /** Returns the attempt and the review feedback it was handed (reviews.test.ts). */
+  reviewed: (_payload: unknown, context: { readonly job: { readonly attempt: number; readonly review_feedback?: unknown } }) => ({
+    attempt: context.job.attempt,
+    feedback: context.job.review_feedback ?? null
+  }),
   sleep: async (payload: unknown, context: { readonly signal: AbortSignal }) => {
     await sleep(numberField(payload, "ms", 100), context.signal)
     return { slept: numberField(payload, "ms", 100) }
