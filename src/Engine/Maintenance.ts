@@ -1,5 +1,6 @@
 import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
+import { startRecordedAttempt } from "./AttemptSpan.ts"
 import { EngineRepo, type ExpiredLease, type Failure } from "./EngineRepo.ts"
 import { nextRetryDelay } from "./RetryPolicy.ts"
 import { recordLeasesExpired } from "../Observability/Metrics.ts"
@@ -40,8 +41,21 @@ export const MaintenanceLive = Layer.effectDiscard(Effect.gen(function*() {
     while (true) {
       const expired = yield* repo.expiredLeases(batchSize)
       if (expired.length === 0) return
-      const failures = yield* Effect.forEach(expired, expiredToFailure)
-      yield* repo.fail(failures, "system", "lease_expired")
+      // Each lost attempt gets its span here (its worker, elsewhere or gone, may have written none);
+      // the next attempt links to it.
+      const reaping = yield* Effect.forEach(expired, (lease) =>
+        Effect.all({ lease: Effect.succeed(lease), failure: expiredToFailure(lease), span: startRecordedAttempt(lease) }))
+      const failures = reaping.map(({ failure, span }) => ({ ...failure, traceparent: span.traceparent }))
+      const reaped = new Set((yield* repo.fail(failures, "system", "lease_expired")).map((row) => row.id))
+      yield* Effect.forEach(reaping, ({ failure, lease, span }) =>
+        reaped.has(lease.id)
+          ? span.end({
+            outcome: "lease_expired",
+            error: failure.error.message,
+            enqueue_traceparent: lease.traceparent,
+            previous_traceparent: lease.last_attempt_traceparent
+          })
+          : Effect.void, { discard: true })
       yield* recordLeasesExpired(expired.length)
       yield* Effect.logInfo("expired leases reclaimed").pipe(Effect.annotateLogs({ count: expired.length }))
       if (expired.length < batchSize) return

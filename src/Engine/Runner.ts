@@ -209,7 +209,8 @@ export class Runner extends Context.Service<Runner, {
                 userId: null,
                 leaseMs: config.leaseMs,
                 actor,
-                includeCapped: cappedQueues
+                includeCapped: cappedQueues,
+                systemQueues: true
               }).pipe(Effect.onError(() => Effect.sync(() => {
                 reserved -= limit
               })))

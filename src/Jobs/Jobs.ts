@@ -128,8 +128,6 @@ export class Jobs extends Context.Service<Jobs, {
       ) {
         const inserted = yield* repo.insertMany(projectId, batch, actor)
         yield* recordEnqueued(inserted.map((row) => row.job))
-        // Delivered at commit: idle workers wake as soon as the jobs are visible.
-        if (inserted.some((row) => row.job.state === "available")) yield* engine.notifyAvailable([projectId])
         const byId = new Map<string, StoredJob>(inserted.map((row) => [row.job.id, row]))
         if (inserted.length === batch.length) return batch.flatMap((job) => byId.get(job.id)?.job ?? [])
         const keys = batch.flatMap((job) => byId.has(job.id) || job.idempotency_key === null ? [] : [job.idempotency_key])

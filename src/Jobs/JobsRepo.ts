@@ -164,8 +164,15 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           events AS (
             INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
             SELECT i.id, i.project_id, 'enqueued', NULL, i.state, 0, ${actor} FROM inserted i
+          ),
+          -- Delivered at commit, so idle workers wake as soon as the jobs are visible, with no
+          -- round trip of its own. Jobs of a paused queue wake nobody: resuming it notifies.
+          notified AS (
+            SELECT pg_notify('foreman', 'available:' || ${projectId})
+            WHERE EXISTS (SELECT 1 FROM inserted i JOIN queues q ON q.project_id = i.project_id AND q.name = i.queue
+                          WHERE i.state = 'available' AND NOT q.paused)
           )
-          SELECT ${sql.literal(columns)} FROM inserted`.pipe(
+          SELECT ${sql.literal(columns)} FROM inserted CROSS JOIN (SELECT count(*) FROM notified) AS n`.pipe(
           Effect.flatMap(stored),
           Effect.orDie,
           Effect.withSpan("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })

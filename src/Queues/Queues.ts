@@ -106,6 +106,8 @@ export class Queues extends Context.Service<Queues, {
             : updated.paused
             ? "queue.paused"
             : "queue.resumed"
+          // Enqueues into a paused queue wake nobody; resuming does, at commit.
+          if (action === "queue.resumed") yield* sql`SELECT pg_notify('foreman', ${`available:${projectId}`})`
           yield* audit.record({
             projectId,
             actor: actorName(yield* CurrentPrincipal),

@@ -208,6 +208,16 @@ export class WorkersApi extends HttpApiGroup.make("workers")
       success: Page(Worker),
       error: [Forbidden, ValidationError]
     }),
+    HttpApiEndpoint.post("disableInstance", "/v1/workers/:workerId/disable", {
+      params: { workerId: WorkerId },
+      success: Worker,
+      error: [NotFound, Forbidden]
+    }),
+    HttpApiEndpoint.post("enableInstance", "/v1/workers/:workerId/enable", {
+      params: { workerId: WorkerId },
+      success: Worker,
+      error: [NotFound, Forbidden]
+    }),
     HttpApiEndpoint.post("heartbeat", "/v1/projects/:projectId/jobs/:jobId/heartbeat", {
       params: jobParams,
       payload: Heartbeat,

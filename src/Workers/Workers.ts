@@ -7,6 +7,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import { Conflict, Forbidden, NotFound, Unprocessable, type ValidationError } from "../Domain/Errors.ts"
 import { type JobId, newId, type ProjectId, WorkerId } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
+import { startRecordedAttempt } from "../Engine/AttemptSpan.ts"
 import { type ClaimedJob, EngineRepo } from "../Engine/EngineRepo.ts"
 import { HandlerFailure } from "../Engine/Handler.ts"
 import { Notifier } from "../Engine/Notifier.ts"
@@ -37,6 +38,15 @@ export const assignableStates: ReadonlyArray<JobState> = ["scheduled", "availabl
 /** The most leases `GET worker` lists. */
 const maxListedLeases = 1000
 
+/** The attempt the lease holder reports on, for its span (`started_at` is set while the job runs). */
+const attemptOf = (job: Job) => ({
+  id: job.id,
+  queue: job.queue,
+  kind: job.kind,
+  attempt: job.attempt,
+  started_at: job.started_at ?? new Date()
+})
+
 const boundTo = (principal: Principal): string | null => principal.kind === "user" ? principal.userId : null
 
 export class Workers extends Context.Service<Workers, {
@@ -53,6 +63,9 @@ export class Workers extends Context.Service<Workers, {
   enable(projectId: ProjectId, workerId: WorkerId): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
   /** Foreman's engine instances (platform administrators). */
   instances(options: PageOptions): Effect.Effect<PageOf<Worker>, Forbidden | ValidationError, CurrentPrincipal>
+  /** As `disable`, for an engine instance (platform administrators): its claims take nothing until it is enabled. */
+  disableInstance(workerId: WorkerId): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
+  enableInstance(workerId: WorkerId): Effect.Effect<Worker, NotFound | Forbidden, CurrentPrincipal>
   /**
    * Claims up to `limit` jobs of the worker's kinds that are unassigned or assigned to it,
    * one of its labels or its user, waiting up to `wait_ms` for one to arrive.
@@ -144,9 +157,11 @@ export class Workers extends Context.Service<Workers, {
         return { ...worker, held: yield* repo.leases(workerId, maxListedLeases) }
       })
 
-      const setDisabled = (disabled: boolean) =>
-        Effect.fn(disabled ? "Workers.disable" : "Workers.enable")(function*(projectId: ProjectId, workerId: WorkerId) {
-          yield* projects.access(projectId, "workers:manage")
+      /** `projectId` `null`: an engine instance, which only platform administrators manage. */
+      const setDisabled = (disabled: boolean, name: string) =>
+        Effect.fn(name)(function*(projectId: ProjectId | null, workerId: WorkerId) {
+          if (projectId === null) yield* requirePlatformAdmin()
+          else yield* projects.access(projectId, "workers:manage")
           const actor = actorName(yield* CurrentPrincipal)
           const changed = yield* repo.setDisabled(projectId, workerId, disabled, actor)
           if (changed === undefined) return yield* workerNotFound()
@@ -165,6 +180,9 @@ export class Workers extends Context.Service<Workers, {
           if (worker === undefined) return yield* workerNotFound()
           return worker
         })
+
+      const disableInstance = setDisabled(true, "Workers.disableInstance")
+      const enableInstance = setDisabled(false, "Workers.enableInstance")
 
       const claim = Effect.fn("Workers.claim")(function*(projectId: ProjectId, workerId: WorkerId, options: ClaimOptions) {
         yield* projects.access(projectId, "jobs:work")
@@ -185,6 +203,8 @@ export class Workers extends Context.Service<Workers, {
           userId: worker.user_id,
           leaseMs: options.lease_ms ?? config.leaseMs,
           includeCapped: true,
+          // The service's own queues (webhook deliveries) are run by engine instances only.
+          systemQueues: false,
           actor: `worker:${workerId} (${actorName(principal)})`
         }
         // The worker row stays share-locked until the claim commits, so a disable either
@@ -257,9 +277,16 @@ export class Workers extends Context.Service<Workers, {
         yield* projects.access(projectId, "jobs:work")
         const job = yield* requireJob(projectId, jobId)
         const actor = actorName(yield* CurrentPrincipal)
-        const traceparent = input.traceparent ?? (yield* currentTraceparent)
-        const done = yield* engine.complete([{ id: jobId, token: input.lease_token, result: input.result ?? null, traceparent }], actor)
-        if (done.length === 0) return yield* explain(projectId, jobId)
+        // The server's span for the attempt (claim to now); the next attempt links to the worker's, else to it.
+        const span = yield* startRecordedAttempt(attemptOf(job))
+        const traceparent = input.traceparent ?? span.traceparent ?? (yield* currentTraceparent)
+        const [done] = yield* engine.complete(
+          [{ id: jobId, token: input.lease_token, result: input.result ?? null, traceparent }],
+          actor,
+          { attemptContexts: true }
+        )
+        if (done === undefined) return yield* explain(projectId, jobId)
+        yield* span.end({ outcome: "succeeded", ...done, worker_traceparent: input.traceparent })
         yield* Metrics.recordSucceeded(job)
         return yield* requireJob(projectId, jobId)
       })
@@ -299,10 +326,12 @@ export class Workers extends Context.Service<Workers, {
           })
         )
         const actor = actorName(yield* CurrentPrincipal)
-        // The worker's span for the attempt, else this request's: the next attempt links to it.
-        const traceparent = input.traceparent ?? (yield* currentTraceparent)
-        const failed = yield* engine.fail([{ ...failure, traceparent }], actor, "failed")
-        if (failed.length === 0) return yield* explain(projectId, jobId)
+        // The worker's span for the attempt, else the server's: the next attempt links to it.
+        const span = yield* startRecordedAttempt(attemptOf(job))
+        const traceparent = input.traceparent ?? span.traceparent ?? (yield* currentTraceparent)
+        const [failed] = yield* engine.fail([{ ...failure, traceparent }], actor, "failed", { attemptContexts: true })
+        if (failed === undefined) return yield* explain(projectId, jobId)
+        yield* span.end({ outcome: "failed", error: input.error.message, ...failed, worker_traceparent: input.traceparent })
         yield* Metrics.recordFailed(job, failure)
         return yield* requireJob(projectId, jobId)
       })
@@ -347,8 +376,10 @@ export class Workers extends Context.Service<Workers, {
         register,
         list,
         get,
-        disable: setDisabled(true),
-        enable: setDisabled(false),
+        disable: setDisabled(true, "Workers.disable"),
+        enable: setDisabled(false, "Workers.enable"),
+        disableInstance: (workerId) => disableInstance(null, workerId),
+        enableInstance: (workerId) => enableInstance(null, workerId),
         instances,
         claim,
         tasks,

@@ -86,16 +86,18 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
   lockForClaim(id: WorkerId): Effect.Effect<boolean>
   /** `projectId` `null`: the engine instances. */
   list(projectId: ProjectId | null, after: string | undefined, limit: number, liveness: Liveness): Effect.Effect<ReadonlyArray<Worker>>
-  find(projectId: ProjectId, id: WorkerId, liveness: Liveness): Effect.Effect<Worker | undefined>
+  /** `projectId` `null`: an engine instance. */
+  find(projectId: ProjectId | null, id: WorkerId, liveness: Liveness): Effect.Effect<Worker | undefined>
   leases(id: WorkerId, limit: number): Effect.Effect<ReadonlyArray<WorkerLease>>
   /**
    * Disables or enables a worker and records the event when that changed it.
    * Disabling also hands every job it holds back to `available` (the attempt is
    * not counted), with a `released` event each. Returns whether the worker changed
    * and how many jobs went back, or `undefined` when there is no such worker.
+   * `projectId` `null`: an engine instance (its jobs may be of any project).
    */
   setDisabled(
-    projectId: ProjectId,
+    projectId: ProjectId | null,
     id: WorkerId,
     disabled: boolean,
     actor: string
@@ -209,8 +211,11 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           limit
         ).pipe(Effect.withSpan("WorkersRepo.list"))
 
-      const find = (projectId: ProjectId, id: WorkerId, liveness: Liveness) =>
-        select(sql`w.project_id = ${projectId} AND w.id = ${id}`, liveness, 1).pipe(
+      const inScope = (projectId: ProjectId | null) =>
+        projectId === null ? sql`w.project_id IS NULL` : sql`w.project_id = ${projectId}`
+
+      const find = (projectId: ProjectId | null, id: WorkerId, liveness: Liveness) =>
+        select(sql`${inScope(projectId)} AND w.id = ${id}`, liveness, 1).pipe(
           Effect.map((rows) => rows[0]),
           Effect.withSpan("WorkersRepo.find")
         )
@@ -224,14 +229,16 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           Effect.withSpan("WorkersRepo.leases")
         )
 
-      // Two statements: the first locks the worker row, waiting for claims in flight
-      // (lockForClaim); the second, with a snapshot taken after they committed, sees
-      // every job they took.
-      const setDisabled = (projectId: ProjectId, id: WorkerId, disabled: boolean, actor: string) =>
-        sql.withTransaction(Effect.gen(function*() {
+      // Two statements: the first locks the worker row, waiting for claims in flight (they
+      // lock it too: lockForClaim, and the claim statement itself), and commits; the second,
+      // with a snapshot taken after they committed, sees every job they took. Not one
+      // transaction: holding the worker row while releasing its jobs deadlocks with a
+      // completion that holds some of those jobs and then bumps the worker's counters.
+      const setDisabled = (projectId: ProjectId | null, id: WorkerId, disabled: boolean, actor: string) =>
+        Effect.gen(function*() {
           const changed = yield* sql<{ readonly changed: boolean }>`
             WITH target AS (
-              SELECT id, disabled_at FROM workers WHERE project_id = ${projectId} AND id = ${id} FOR UPDATE
+              SELECT w.id, w.disabled_at FROM workers w WHERE ${inScope(projectId)} AND w.id = ${id} FOR UPDATE
             ),
             updated AS (
               UPDATE workers w SET disabled_at = ${disabled ? sql`now()` : sql`NULL`}
@@ -242,6 +249,8 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
             events AS (
               INSERT INTO job_events (project_id, worker_id, type, actor)
               SELECT u.project_id, u.id, ${disabled ? "disabled" : "enabled"}, ${actor} FROM updated u
+              -- An engine instance is in no project's feed; the platform audit log records it.
+              WHERE u.project_id IS NOT NULL
             )
             SELECT EXISTS (SELECT 1 FROM updated) AS changed FROM target`
           const row = changed[0]
@@ -252,7 +261,8 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
               UPDATE jobs j
               SET state = 'available', attempt = j.attempt - 1, run_at = now(), lease_token = NULL,
                   lease_expires_at = NULL, updated_at = now()
-              WHERE j.state = 'running' AND j.worker_id = ${id} AND j.project_id = ${projectId}
+              WHERE j.state = 'running' AND j.worker_id = ${id}
+                ${projectId === null ? sql`` : sql`AND j.project_id = ${projectId}`}
               RETURNING j.id, j.project_id, j.attempt
             ),
             events AS (
@@ -266,7 +276,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
             )
             SELECT (SELECT count(*) FROM released)::int AS n, (SELECT count(*) FROM notified)::int AS notified`
           return { changed: true, released: released[0]?.n ?? 0 }
-        })).pipe(Effect.orDie, Effect.withSpan("WorkersRepo.setDisabled"))
+        }).pipe(Effect.orDie, Effect.withSpan("WorkersRepo.setDisabled"))
 
       const unknownAssignees = (projectId: ProjectId, workerIds: ReadonlyArray<string>, userIds: ReadonlyArray<string>) =>
         Effect.all({

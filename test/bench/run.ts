@@ -1,167 +1,188 @@
 /**
- * `npm run bench`: the engine's drain throughput and enqueue-to-start latency,
- * each beside a baseline measured in the same run on the same PostgreSQL.
+ * `npm run bench`: Foreman side by side with graphile-worker and pg-boss on one
+ * PostgreSQL, plus Foreman's HTTP API beside a bare node:http + pg baseline.
+ * Never part of `npm test`. See docs/benchmarks.md for what each workload does.
  *
- * 1. drain: 50,000 no-op jobs bulk-inserted into a paused queue; the queue is
- *    resumed and the clock runs until every job has succeeded. Baseline: the
- *    floor any PostgreSQL queue pays, a bare `FOR UPDATE SKIP LOCKED` batch
- *    loop over a one-column table with no leases, events or handlers.
- * 2. latency: 500 enqueues through the service, one at a time, into an idle
- *    engine woken by LISTEN/NOTIFY; latency is started_at - created_at, both
- *    from the database clock. Baseline: the same enqueue path's own duration.
- *
- * Environment: BENCH_DATABASE_URL (else an embedded PostgreSQL), BENCH_JOBS
- * (default 50000), BENCH_LATENCY_JOBS (default 500), BENCH_RUNS (default 3).
+ * Environment: BENCH_DATABASE_URL (else an embedded PostgreSQL), BENCH_RUNS (3),
+ * BENCH_JOBS (50000), BENCH_LATENCY_JOBS (500), BENCH_RETAINED (1000000),
+ * BENCH_HTTP_SECONDS (10), BENCH_HTTP_CONNECTIONS (32), BENCH_HTTP_ROLE (api),
+ * BENCH_ONLY (comma list of foreman, retained, graphile, graphile-batched,
+ * pgboss, http), BENCH_QUICK=1 (5,000 jobs, 100 latency jobs, 100,000
+ * retained, 1 run, 3 s of HTTP load; results are not written to the docs).
  */
-import { PgClient } from "@effect/sql-pg"
-import { Console, Effect, Layer, Option, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
-import { randomBytes } from "node:crypto"
-import { writeFile } from "node:fs/promises"
-import { mkdtemp } from "node:fs/promises"
+import { Effect, Redacted } from "effect"
+import { mkdtemp, readFile, writeFile } from "node:fs/promises"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
-import { CurrentPrincipal } from "../../src/Auth/Principal.ts"
-import { AppConfig, appConfig } from "../../src/Config/AppConfig.ts"
-import { ApiKeyId, ProjectId, QueueName } from "../../src/Domain/Ids.ts"
-import { Jobs } from "../../src/Jobs/Jobs.ts"
-import { Projects } from "../../src/Projects/Projects.ts"
-import { Queues } from "../../src/Queues/Queues.ts"
-import { makeApp } from "../../src/Server.ts"
+import { appConfig } from "../../src/Config/AppConfig.ts"
 import { startEmbeddedPostgres } from "../../src/Sql/EmbeddedPostgres.ts"
 import { freePort } from "../support/freePort.ts"
-import { testJwtKeys, testPepper } from "../support/identity.ts"
+import { dropDatabase, enabled, type LatencyResult, newDatabase, query, settings } from "./common.ts"
+import { batchSize, httpRole, type HttpRun, runHttp, taskset } from "./http.ts"
+import { renderMarkdown, renderSvg, type Results, targets } from "./render.ts"
+import { graphileSettings, runGraphile } from "./systems/graphile.ts"
+import { foremanConfig, runForeman } from "./systems/foreman.ts"
+import { pgbossSettings, runPgBoss } from "./systems/pgboss.ts"
+import { summary } from "./stats.ts"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
-const jobsCount = Number(process.env.BENCH_JOBS ?? 50_000)
-const latencyJobs = Number(process.env.BENCH_LATENCY_JOBS ?? 500)
-const runs = Number(process.env.BENCH_RUNS ?? 3)
 
+const log = (line: string) => process.stdout.write(`${line}\n`)
 
-const admin = CurrentPrincipal.of({
-  kind: "api_key",
-  keyId: ApiKeyId.make("00000000-0000-4000-8000-000000000000"),
-  projectId: null,
-  role: "platform_admin"
-})
+const version = async (pkg: string) => {
+  const text = await readFile(path.join(root, "node_modules", pkg, "package.json"), "utf8")
+  const parsed: unknown = JSON.parse(text)
+  const v: unknown = typeof parsed === "object" && parsed !== null ? Reflect.get(parsed, "version") : undefined
+  return typeof v === "string" ? v : "unknown"
+}
 
-const percentile = (sorted: ReadonlyArray<number>, p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+type DrainSystem = "foreman" | "foremanRetained" | "graphileDefault" | "graphileBatched" | "pgboss"
+type LatencySystem = "foreman" | "graphileDefault" | "graphileBatched" | "pgboss"
 
-const median = (values: ReadonlyArray<number>) => percentile([...values].sort((a, b) => a - b), 50)
-
-const summary = (values: ReadonlyArray<number>) => ({
-  median: median(values),
-  min: Math.min(...values),
-  max: Math.max(...values),
-  runs: values
-})
-
-const newDatabase = (baseUrl: string) =>
-  Effect.gen(function*() {
-    const name = `foreman_bench_${randomBytes(4).toString("hex")}`
-    const sql = yield* PgClient.PgClient
-    yield* sql.unsafe(`CREATE DATABASE ${name}`)
-    const url = new URL(baseUrl)
-    url.pathname = `/${name}`
-    return url.toString()
-  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(baseUrl), maxConnections: 1 })), Effect.orDie)
-
-/** The floor: claim-and-finish batches of a bare table with SKIP LOCKED, same batch size and concurrency. */
-const baselineDrain = (url: string, concurrency: number, batch: number) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql`CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, state text NOT NULL)`
-    yield* sql`TRUNCATE bench_floor`
-    yield* sql`INSERT INTO bench_floor (state) SELECT 'available' FROM generate_series(1, ${jobsCount})`
-    const start = performance.now()
-    const worker = Effect.gen(function*() {
-      while (true) {
-        const rows = yield* sql`
-          UPDATE bench_floor SET state = 'done'
-          WHERE id IN (SELECT id FROM bench_floor WHERE state = 'available' ORDER BY id LIMIT ${batch} FOR UPDATE SKIP LOCKED)
-          RETURNING id`
-        if (rows.length === 0) return
-      }
-    })
-    yield* Effect.all(Array.from({ length: Math.max(1, Math.floor(concurrency / batch)) + 1 }, () => worker), {
-      concurrency: "unbounded"
-    })
-    return jobsCount / ((performance.now() - start) / 1000)
-  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 10 })), Effect.orDie)
-
-const foremanRun = (url: string) =>
-  Effect.gen(function*() {
-    const projects = yield* Projects
-    const queues = yield* Queues
-    const jobs = yield* Jobs
-    const sql = yield* SqlClient.SqlClient
-    const project = yield* projects.create("bench")
-    const projectId = ProjectId.make(project.id)
-    const queue = QueueName.make("bench")
-    yield* queues.create(projectId, { name: queue, paused: true })
-
-    // Drain: bulk insert (not timed), then resume and time until all have succeeded.
-    yield* sql`
-      INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms)
-      SELECT gen_random_uuid(), ${projectId}, ${queue}, 'noop', '{}'::jsonb, 2, 'available', now(), 25, 60000
-      FROM generate_series(1, ${jobsCount})`
-    const start = performance.now()
-    yield* queues.update(projectId, queue, { paused: false })
-    // Both probes use the engine's partial indexes, so polling costs next to nothing.
-    while (true) {
-      const [row] = yield* sql<{ readonly busy: boolean }>`
-        SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('available', 'scheduled', 'retrying'))
-            OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running') AS busy`
-      if (row?.busy === false) break
-      yield* Effect.sleep("10 millis")
+const main = async (baseUrl: string) => {
+  const drains = new Map<DrainSystem, Array<number>>()
+  const latencies = new Map<LatencySystem, Array<LatencyResult>>()
+  const https: Array<HttpRun> = []
+  const push = <K, V>(map: Map<K, Array<V>>, key: K, value: V) => map.set(key, [...(map.get(key) ?? []), value])
+  const fresh = async <A>(label: string, f: (url: string) => Promise<A>) => {
+    const url = await newDatabase(baseUrl, label)
+    try {
+      return await f(url)
+    } finally {
+      await dropDatabase(baseUrl, url)
     }
-    const drainSeconds = (performance.now() - start) / 1000
+  }
+  const options = { jobs: settings.jobs, latencyJobs: settings.latencyJobs }
+  let retainedRows = 0
 
-    // Latency: sequential enqueues into the now idle engine.
-    const enqueueMs: Array<number> = []
-    const ids: Array<string> = []
-    for (let i = 0; i < latencyJobs; i++) {
-      const t0 = performance.now()
-      const job = yield* jobs.enqueue(projectId, { queue, kind: "noop", payload: { i } })
-      enqueueMs.push(performance.now() - t0)
-      ids.push(job.id)
-      yield* Effect.sleep("5 millis")
+  for (let run = 1; run <= settings.runs; run++) {
+    log(`--- run ${run}/${settings.runs} ---`)
+    if (enabled("foreman")) {
+      const r = await fresh("foreman", (url) => Effect.runPromise(runForeman(url, { ...options, retained: 0 })))
+      push(drains, "foreman", r.drain.jobsPerSecond)
+      if (r.latency !== undefined) push(latencies, "foreman", r.latency)
+      log(`foreman: drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
     }
-    while (true) {
-      const [row] = yield* sql<{ readonly n: number }>`
-        SELECT count(*)::int AS n FROM jobs WHERE id IN ${sql.in(ids)} AND state = 'succeeded'`
-      if ((row?.n ?? 0) >= ids.length) break
-      yield* Effect.sleep("25 millis")
+    if (enabled("retained")) {
+      const r = await fresh("foreman_retained", (url) =>
+        Effect.runPromise(runForeman(url, { jobs: settings.jobs, latencyJobs: 0, retained: settings.retained })))
+      retainedRows = r.retainedRows
+      push(drains, "foremanRetained", r.drain.jobsPerSecond)
+      log(`foreman with ${r.retainedRows} finished jobs retained: drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s`)
     }
-    const latencies = (yield* sql<{ readonly ms: number }>`
-      SELECT extract(epoch FROM (started_at - created_at)) * 1000 AS ms FROM jobs WHERE id IN ${sql.in(ids)}`)
-      .map((row) => Number(row.ms)).sort((a, b) => a - b)
-    const enqueueSorted = [...enqueueMs].sort((a, b) => a - b)
-    return {
-      drainJobsPerSecond: jobsCount / drainSeconds,
-      latencyP50: percentile(latencies, 50),
-      latencyP99: percentile(latencies, 99),
-      enqueueP50: percentile(enqueueSorted, 50),
-      enqueueP99: percentile(enqueueSorted, 99)
+    if (enabled("graphile")) {
+      const r = await fresh("graphile", (url) => runGraphile(url, "default", options))
+      push(drains, "graphileDefault", r.drain.jobsPerSecond)
+      if (r.latency !== undefined) push(latencies, "graphileDefault", r.latency)
+      log(`graphile-worker (defaults): drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
     }
-  }).pipe(
-    Effect.provideService(CurrentPrincipal, admin),
-    Effect.provide(
-      makeApp(AppConfig.layerWith({
-        port: 0,
-        host: "127.0.0.1",
-        databaseUrl: Option.some(Redacted.make(url)),
-        handlerModules: [path.join(root, "test/support/handlers.ts")],
-        databasePoolSize: 10,
-        passwordPepper: Option.some(Redacted.make(testPepper)),
-        jwtKeys: Option.some(Redacted.make(testJwtKeys))
-      }))
-    ),
-    Effect.scoped,
-    Effect.orDie
+    if (enabled("graphile-batched")) {
+      const r = await fresh("graphile_batched", (url) => runGraphile(url, "batched", options))
+      push(drains, "graphileBatched", r.drain.jobsPerSecond)
+      if (r.latency !== undefined) push(latencies, "graphileBatched", r.latency)
+      log(`graphile-worker (batched): drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
+    }
+    if (enabled("pgboss")) {
+      const r = await fresh("pgboss", (url) => runPgBoss(url, options))
+      push(drains, "pgboss", r.drain.jobsPerSecond)
+      if (r.latency !== undefined) push(latencies, "pgboss", r.latency)
+      log(`pg-boss: drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
+    }
+    if (enabled("http")) {
+      const r = await runHttp(baseUrl)
+      https.push(r)
+      const line = (name: string, f: HttpRun["foreman"]) =>
+        `${name}: single ${f.single.requestsPerSecond.toFixed(0)} req/s p99 ${f.single.p99.toFixed(1)} ms, ` +
+        `batch ${f.batch.jobsPerSecond.toFixed(0)} jobs/s, get ${f.get.requestsPerSecond.toFixed(0)} req/s` +
+        ` (non-2xx ${f.single.non2xx + f.batch.non2xx + f.get.non2xx}, errors ${f.single.errors + f.batch.errors + f.get.errors})`
+      log(line("http foreman", r.foreman))
+      log(line("http baseline", r.baseline))
+      log(`foreman peak RSS ${r.foremanPeakRssMiB.toFixed(0)} MiB`)
+    }
+  }
+
+  const [pg] = await query<{ readonly v: string }>(baseUrl, "SELECT current_setting('server_version') AS v")
+  const config = await Effect.runPromise(appConfig)
+  const cpus = os.cpus()
+  const drainSummary = Object.fromEntries([...drains].map(([k, v]) => [k, summary(v)]))
+  const latencySummary = Object.fromEntries(
+    [...latencies].map(([k, v]) => [k, { p50: summary(v.map((x) => x.p50)), p99: summary(v.map((x) => x.p99)) }])
   )
+  const httpSide = (side: "foreman" | "baseline") => {
+    const scenario = (name: "single" | "batch" | "get") => ({
+      requestsPerSecond: summary(https.map((r) => r[side][name].requestsPerSecond)),
+      p50: summary(https.map((r) => r[side][name].p50)),
+      p95: summary(https.map((r) => r[side][name].p95)),
+      p99: summary(https.map((r) => r[side][name].p99)),
+      failed: https.reduce((n, r) => n + r[side][name].non2xx + r[side][name].errors, 0)
+    })
+    return {
+      single: scenario("single"),
+      batch: { ...scenario("batch"), jobsPerSecond: summary(https.map((r) => r[side].batch.jobsPerSecond)) },
+      get: scenario("get")
+    }
+  }
+  const results: Results = {
+    generatedAt: new Date().toISOString(),
+    quick: settings.quick,
+    machine: {
+      cpu: cpus[0]?.model.trim() ?? "unknown",
+      cores: cpus.length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      os: `${os.type()} ${os.release()}`
+    },
+    versions: {
+      node: process.version,
+      postgres: pg?.v ?? "unknown",
+      foreman: await version(".."),
+      graphileWorker: await version("graphile-worker"),
+      pgBoss: await version("pg-boss"),
+      autocannon: await version("autocannon")
+    },
+    config: {
+      runs: settings.runs,
+      jobs: settings.jobs,
+      latencyJobs: settings.latencyJobs,
+      retained: settings.retained,
+      retainedRows,
+      database: process.env.BENCH_DATABASE_URL ? "BENCH_DATABASE_URL" : "embedded PostgreSQL, default settings",
+      foreman: foremanConfig(config),
+      graphileDefault: graphileSettings("default"),
+      graphileBatched: graphileSettings("batched"),
+      pgboss: pgbossSettings,
+      http: {
+        seconds: settings.httpSeconds,
+        connections: settings.httpConnections,
+        batchSize,
+        foremanRole: httpRole,
+        pinned: taskset === undefined ? "no (taskset not found)" : "server on core 0, load generator on core 1"
+      }
+    },
+    drain: drainSummary,
+    latency: latencySummary,
+    http: https.length === 0 ? undefined : {
+      foreman: httpSide("foreman"),
+      baseline: httpSide("baseline"),
+      foremanPeakRssMB: summary(https.map((r) => (r.foremanPeakRssMiB * 2 ** 20) / 1e6)),
+      foremanSampledRssMB: summary(https.map((r) => (r.foremanSampledRssMiB * 2 ** 20) / 1e6)),
+      foremanIdleRssMB: summary(https.map((r) => (r.foremanIdleRssMiB * 2 ** 20) / 1e6))
+    },
+    targets: []
+  }
+  const final: Results = { ...results, targets: targets(results) }
+  for (const t of final.targets) log(`${t.pass === undefined ? "n/a " : t.pass ? "PASS" : "MISS"}  ${t.target}: ${t.measured}`)
+
+  const out = settings.quick ? path.join(os.tmpdir(), "foreman-bench-quick") : path.join(root, "test/bench")
+  if (settings.quick) await import("node:fs/promises").then((fs) => fs.mkdir(out, { recursive: true }))
+  await writeFile(path.join(out, "results.json"), `${JSON.stringify(final, null, 2)}\n`)
+  const docsDir = settings.quick ? out : path.join(root, "docs")
+  const mdPath = path.join(docsDir, "benchmarks.md")
+  const existing = await readFile(settings.quick ? path.join(root, "docs/benchmarks.md") : mdPath, "utf8")
+  await writeFile(mdPath, renderMarkdown(existing, final))
+  await writeFile(path.join(docsDir, "benchmarks.svg"), renderSvg(final))
+  log(`results: ${path.join(out, "results.json")}, ${mdPath}, ${path.join(docsDir, "benchmarks.svg")}`)
+}
 
 const program = Effect.gen(function*() {
   const external = process.env.BENCH_DATABASE_URL
@@ -174,44 +195,13 @@ const program = Effect.gen(function*() {
         persistent: false
       })
     )
-  const config = yield* appConfig
-  const drain: Array<number> = []
-  const floor: Array<number> = []
-  const p50: Array<number> = []
-  const p99: Array<number> = []
-  const enqueueP50: Array<number> = []
-  for (let run = 1; run <= runs; run++) {
-    const url = yield* newDatabase(baseUrl)
-    floor.push(yield* baselineDrain(url, config.workerConcurrency, config.claimBatchSize))
-    const result = yield* foremanRun(url)
-    drain.push(result.drainJobsPerSecond)
-    p50.push(result.latencyP50)
-    p99.push(result.latencyP99)
-    enqueueP50.push(result.enqueueP50)
-    yield* Console.log(
-      `run ${run}/${runs}: drain ${result.drainJobsPerSecond.toFixed(0)} jobs/s (floor ${floor.at(-1)?.toFixed(0)}), ` +
-        `enqueue→start p50 ${result.latencyP50.toFixed(2)} ms p99 ${result.latencyP99.toFixed(2)} ms, ` +
-        `enqueue call p50 ${result.enqueueP50.toFixed(2)} ms`
-    )
-  }
-  const results = {
-    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
-    config: { jobs: jobsCount, latencyJobs, runs, workerConcurrency: config.workerConcurrency, claimBatchSize: config.claimBatchSize },
-    drainJobsPerSecond: summary(drain),
-    floorJobsPerSecond: summary(floor),
-    drainVsFloor: median(drain) / median(floor),
-    enqueueToStartP50Ms: summary(p50),
-    enqueueToStartP99Ms: summary(p99),
-    enqueueCallP50Ms: summary(enqueueP50)
-  }
-  yield* Effect.promise(() => writeFile(path.join(root, "test/bench/results.json"), JSON.stringify(results, null, 2) + "\n"))
-  yield* Console.log(JSON.stringify(results, null, 2))
+  yield* Effect.promise(() => main(baseUrl))
 }).pipe(Effect.scoped)
 
-Effect.runPromise(program.pipe(Effect.provide(Layer.empty))).then(
+Effect.runPromise(program).then(
   () => process.exit(0),
   (error: unknown) => {
-    process.stderr.write(`${String(error)}\n`)
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
     process.exit(1)
   }
 )

@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { testPepper } from "../support/identity.ts"
-import { sideEffectDatabases, startService, stopNow } from "../support/processes.ts"
+import { delay, sideEffectDatabases, startService, stopNow } from "../support/processes.ts"
 
 const freshDatabase = sideEffectDatabases()
 
@@ -146,5 +146,49 @@ describe("logs", () => {
     })
     assert.notInclude(levels, "INFO")
     assert.notInclude(levels, "DEBUG")
+  }, 120_000)
+
+  it("a client closing an event stream is an ordinary request line, never an error or an interruption", async () => {
+    const { url } = await freshDatabase()
+    const service = await startService({
+      databaseUrl: url,
+      env: { FOREMAN_ADMIN_API_KEY: adminKey, FOREMAN_LOG_LEVEL: "Debug", FOREMAN_EVENTS_KEEPALIVE_MS: "200" }
+    })
+    try {
+      const projectId = field(await call(service.baseUrl, "POST", "/v1/projects", { token: adminKey, body: { name: "streams" } }), "id")
+      const streamPath = `/v1/projects/${projectId}/events/stream`
+      // Dropped at once, after the first bytes, between keep-alives, and (the last three) open at shutdown.
+      const open = async (holdMs: number | undefined) => {
+        const controller = new AbortController()
+        const response = await fetch(`${service.baseUrl}${streamPath}`, {
+          headers: { authorization: `Bearer ${adminKey}` },
+          signal: controller.signal
+        })
+        const reader = response.body?.getReader()
+        await reader?.read()
+        if (holdMs === undefined) return
+        await delay(holdMs)
+        controller.abort()
+      }
+      for (const holdMs of [0, 20, 150, 450]) await open(holdMs)
+      await Promise.all([open(undefined), open(undefined), open(undefined)])
+      await delay(200)
+      service.kill("SIGTERM")
+      assert.strictEqual(await service.exitCode, 0)
+      const output = service.output()
+      assert.notMatch(output, /InterruptError|interrupted/i, output.slice(-3000))
+      const streamLines = output.split("\n").filter((line) => line.startsWith("{") && line.includes(streamPath))
+      assert.strictEqual(streamLines.length, 7, output.slice(-3000))
+      for (const line of streamLines) {
+        const value: unknown = JSON.parse(line)
+        if (!isRecord(value)) throw new Error(line)
+        assert.strictEqual(value.message, "Sent HTTP response", line)
+        assert.strictEqual(value.level, "INFO", line)
+        assert.strictEqual(value["http.status"], 200, line)
+        assert.isUndefined(value.cause, line)
+      }
+    } finally {
+      await stopNow(service)
+    }
   }, 120_000)
 })

@@ -61,3 +61,31 @@ layer(
       assert.isBelow(yield* run, 1000, "woken by NOTIFY after the reconnect")
     }))
 })
+
+layer(
+  TestApp({ handlerModules: ["./test/support/handlers.ts"], pollIntervalMs: 60_000, maintenanceIntervalMs: 60_000 }),
+  { excludeTestServices: true }
+)("LISTEN/NOTIFY and paused queues", (it) => {
+  it.effect("an enqueue into a paused queue wakes nobody; resuming it wakes the engine", () =>
+    Effect.gen(function*() {
+      const project = yield* setupProject("notify-paused")
+      const admin = yield* clientFor(project.tokens.admin)
+      const projectId = project.projectId
+      const queue = yield* admin.queues.create({ params: { projectId }, payload: { name: queueName("p"), paused: true } })
+      const job = yield* admin.jobs.enqueue({ params: { projectId }, payload: { queue: queue.name, kind: "noop", payload: {} } })
+      const sql = yield* SqlClient.SqlClient
+      yield* Effect.sleep("300 millis")
+      const [waiting] = yield* sql<{ readonly state: string }>`SELECT state FROM jobs WHERE id = ${job.id}`
+      assert.strictEqual(waiting?.state, "available")
+
+      const resumed = Date.now()
+      yield* admin.queues.update({ params: { projectId, queueName: queue.name }, payload: { paused: false } })
+      yield* waitFor(
+        admin.jobs.get({ params: { projectId, jobId: job.id } }),
+        (current) => current.state === "succeeded",
+        { timeoutMs: 10_000, label: "job succeeded after resume" }
+      )
+      // Polling is a minute: only the resume's NOTIFY can have started it this soon.
+      assert.isBelow(Date.now() - resumed, 1000, "woken by the resume")
+    }))
+})

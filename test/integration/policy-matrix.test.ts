@@ -27,6 +27,7 @@ interface Case {
   readonly request: (context: Context) => Effect.Effect<{ readonly path: string; readonly body?: unknown }>
 }
 
+const unknownInstance = "01a20623-99f0-7045-96c5-2e9f574d7135"
 const at = (path: string, body?: unknown) => Effect.succeed(body === undefined ? { path } : { path, body })
 const lease = { lease_token: "00000000-0000-4000-8000-000000000000" }
 const missingUser = "01a20623-99f0-7045-96c5-2e9f574d7140"
@@ -132,6 +133,9 @@ const cases: Record<string, Case> = {
     request: (c) => Effect.map(c.freshJob, (jobId) => ({ path: `/v1/projects/${c.projectId}/jobs/${jobId}/assign`, body: { assign: null } }))
   },
   "GET /v1/workers": { allowed: platformOnly, request: () => at("/v1/workers") },
+  // An unknown instance (404 for the platform admin): the matrix must not disable the test's own engine.
+  "POST /v1/workers/{workerId}/disable": { allowed: platformOnly, request: () => at(`/v1/workers/${unknownInstance}/disable`, {}) },
+  "POST /v1/workers/{workerId}/enable": { allowed: platformOnly, request: () => at(`/v1/workers/${unknownInstance}/enable`, {}) },
   // Reviews (test/integration/reviews.test.ts covers the flows; the job here is not awaiting review: 409).
   "GET /v1/projects/{projectId}/reviews": { allowed: reviewers, request: (c) => at(`/v1/projects/${c.projectId}/reviews`) },
   "POST /v1/projects/{projectId}/reviews/{jobId}/approve": {

@@ -1,14 +1,31 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import type { WorkerId } from "../../src/Domain/Ids.ts"
+import { JobId, newId, type WorkerId } from "../../src/Domain/Ids.ts"
 import type { EnqueueJob } from "../../src/Jobs/Api.ts"
-import { getJob, jobEvents, waitForState } from "../support/engine.ts"
+import { field, getJob, jobEvents, waitForState } from "../support/engine.ts"
 import { assertEnvelope, queueName, setupProject } from "../support/fixtures.ts"
 import { adminToken, clientFor, raw, TestApp } from "../support/TestApp.ts"
 import { waitFor } from "../support/waitFor.ts"
 
 const post = (path: string, token: string, body: unknown = {}) => raw("POST", path, { token, body: JSON.stringify(body) })
+/** This test app's engine instance, the one that runs the `sleep` kind. */
+const engineInstance = Effect.gen(function*() {
+  const platform = yield* clientFor(adminToken)
+  const page = yield* platform.workers.instances({ query: {} })
+  const self = page.items.find((w) => w.kinds.includes("sleep"))
+  if (self === undefined) return yield* Effect.die(new Error("the engine instance is not registered"))
+  return { platform, self }
+})
+
+/** Runs `body` with the engine instance disabled, enabling it again whatever happens. */
+const whileDisabled = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const { platform, self } = yield* engineInstance
+    yield* platform.workers.disableInstance({ params: { workerId: self.id } })
+    return yield* body.pipe(Effect.ensuring(Effect.ignore(platform.workers.enableInstance({ params: { workerId: self.id } }))))
+  })
+
 const LeaseLost = Schema.Struct({ _tag: Schema.Literal("LeaseLost"), state: Schema.String })
 
 const setup = (name: string, labels: ReadonlyArray<string> = []) =>
@@ -187,5 +204,131 @@ layer(
       assertEnvelope(yield* raw("GET", "/v1/workers", { token: s.tokens.admin }), 403, "Forbidden")
       const listed = yield* s.admin.workers.list({ params: { projectId: s.projectId }, query: {} })
       assert.deepStrictEqual(listed.items.map((w) => w.id), [s.worker.id], "a project lists only its own workers")
+    }))
+
+  it.effect("a platform admin disables an engine instance: it claims nothing and hands its leases back at once; enabling resumes it", () =>
+    Effect.gen(function*() {
+      const s = yield* setup("registry instance disable")
+      const { platform, self } = yield* engineInstance
+      assertEnvelope(yield* post(`/v1/workers/${self.id}/disable`, s.tokens.admin), 403, "Forbidden")
+      assertEnvelope(yield* post(`/v1/workers/${s.worker.id}/disable`, adminToken), 404, "NotFound")
+      const long = yield* s.enqueue("sleep", { payload: { ms: 60_000 } })
+      yield* waitForState(s.tokens.viewer, s.projectId, long.id, "running")
+
+      const disabled = yield* platform.workers.disableInstance({ params: { workerId: self.id } })
+      const resumed = Effect.gen(function*() {
+        assert.isNotNull(disabled.disabled_at)
+        assert.strictEqual(disabled.leases, 0)
+        const back = yield* getJob(s.tokens.viewer, s.projectId, long.id)
+        assert.strictEqual(back.state, "available", "the instance's lease is released at once")
+        assert.strictEqual(back.attempt, 0)
+        const released = (yield* jobEvents(s.tokens.viewer, s.projectId, long.id)).find((e) => e.type === "released")
+        assert.strictEqual(released?.worker_id, self.id)
+        assert.deepStrictEqual(released?.data, { reason: "worker_disabled" })
+        yield* s.producer.jobs.cancel({ params: { projectId: s.projectId, jobId: long.id } })
+
+        // Ten poll intervals and an enqueue notification later, still nothing claimed.
+        const waiting = yield* s.enqueue("noop")
+        yield* Effect.sleep("1 second")
+        const still = yield* getJob(s.tokens.viewer, s.projectId, waiting.id)
+        assert.strictEqual(still.state, "available", "a disabled instance claims nothing")
+        assert.isNull(still.worker_id)
+        const listed = (yield* platform.workers.instances({ query: {} })).items.find((w) => w.id === self.id)
+        assert.isNotNull(listed?.disabled_at)
+        // Disabling twice changes nothing more.
+        yield* platform.workers.disableInstance({ params: { workerId: self.id } })
+
+        const enabled = yield* platform.workers.enableInstance({ params: { workerId: self.id } })
+        assert.isNull(enabled.disabled_at)
+        const done = yield* waitForState(s.tokens.viewer, s.projectId, waiting.id, "succeeded")
+        assert.strictEqual(done.worker_id, self.id)
+        const audit = yield* platform.audit.platform({ query: { limit: 200 } })
+        const actions = audit.items.filter((e) => e.target_id === self.id).map((e) => e.action)
+        assert.deepStrictEqual(actions.sort(), ["worker.disabled", "worker.enabled"])
+        assert.isTrue(audit.items.filter((e) => e.target_id === self.id).every((e) => e.project_id === null))
+      })
+      yield* resumed.pipe(Effect.ensuring(Effect.ignore(platform.workers.enableInstance({ params: { workerId: self.id } }))))
+    }))
+
+  it.effect("external workers never receive jobs of the service's own queues, even declaring their kind; the engine runs them", () =>
+    Effect.gen(function*() {
+      const s = yield* setup("registry system queues")
+      const { self } = yield* engineInstance
+      const greedy = yield* s.workerKey.workers.register({
+        params: { projectId: s.projectId },
+        payload: { name: "greedy worker", kinds: ["webhook", "ext.a"] }
+      })
+      const sql = yield* SqlClient.SqlClient
+      const delivery = newId()
+      const foreign = newId()
+      const visible = yield* whileDisabled(Effect.gen(function*() {
+        // A `_webhooks` queue with a delivery job and a job of a kind only the external worker declares.
+        yield* sql`
+          INSERT INTO queues (project_id, name, id, paused, max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms,
+                              backoff_jitter, timeout_ms, retention_seconds)
+          VALUES (${s.projectId}, '_webhooks', ${newId()}, false, 1, 1000, 2, 60000, 0, 10000, 3600)`
+        yield* sql`
+          INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms)
+          VALUES (${delivery}, ${s.projectId}, '_webhooks', 'webhook', jsonb_build_object('delivery_id', ${delivery}::text), 2, 'available', now(), 1, 10000),
+                 (${foreign}, ${s.projectId}, '_webhooks', 'ext.a', '{}', 2, 'available', now(), 1, 10000)`
+        const visible = yield* s.enqueue("ext.a")
+        // The engine is disabled: nothing else competes for these jobs.
+        const { jobs } = yield* s.workerKey.workers.claim({
+          params: { projectId: s.projectId, workerId: greedy.id },
+          payload: { limit: 10 }
+        })
+        assert.deepStrictEqual(jobs.map((j) => j.id), [visible.id], "only the job of the user's queue")
+        for (const id of [delivery, foreign]) {
+          assert.strictEqual((yield* getJob(s.tokens.viewer, s.projectId, JobId.make(id))).state, "available")
+        }
+        return visible
+      }))
+      assert.strictEqual(visible.queue, s.queue.name)
+      // Enabled again, the engine runs the delivery (which finds no delivery row and ends without a request).
+      const ran = yield* waitFor(getJob(s.tokens.viewer, s.projectId, JobId.make(delivery)), (job) => job.state !== "available" && job.state !== "running", {
+        timeoutMs: 10_000,
+        label: "the engine ran the delivery"
+      })
+      assert.strictEqual(ran.worker_id, self.id)
+    }))
+
+  it.effect("disabling an instance while it drains a backlog releases what it holds without deadlocking its completions", () =>
+    Effect.gen(function*() {
+      const s = yield* setup("registry busy instance")
+      const { platform, self } = yield* engineInstance
+      const jobs = (yield* Effect.forEach(Array.from({ length: 6 }), () =>
+        s.producer.jobs.enqueueBatch({
+          params: { projectId: s.projectId },
+          payload: { jobs: Array.from({ length: 500 }, () => ({ queue: s.queue.name, kind: "sleep", payload: { ms: 200 } })) }
+        }))).flatMap((r) => r.jobs)
+      const viewer = yield* clientFor(s.tokens.viewer)
+      const succeeded = viewer.jobs.list({ params: { projectId: s.projectId }, query: { state: "succeeded", limit: 1 } })
+      yield* waitFor(succeeded, (page) => page.items.length > 0, { timeoutMs: 10_000, label: "draining" })
+      const sql = yield* SqlClient.SqlClient
+      const deadlocks = sql<{ readonly n: number }>`
+        SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`.pipe(Effect.map((rows) => rows[0]?.n ?? 0))
+      const before = yield* deadlocks
+      let released = 0
+      const rounds = Effect.gen(function*() {
+        for (let round = 0; round < 5; round++) {
+          const disabled = yield* platform.workers.disableInstance({ params: { workerId: self.id } })
+          assert.strictEqual(disabled.leases, 0, `round ${round}: every lease released`)
+          const [entry] = (yield* platform.audit.platform({ query: { limit: 1 } })).items
+          released += Number(field(entry?.details, "released"))
+          yield* platform.workers.enableInstance({ params: { workerId: self.id } })
+          yield* Effect.sleep("100 millis")
+        }
+      })
+      yield* rounds.pipe(Effect.ensuring(Effect.ignore(platform.workers.enableInstance({ params: { workerId: self.id } }))))
+      const last = jobs[jobs.length - 1]
+      if (last === undefined) return assert.fail("jobs")
+      yield* waitFor(
+        viewer.jobs.list({ params: { projectId: s.projectId }, query: { state: "available", limit: 1 } }),
+        (page) => page.items.length === 0,
+        { timeoutMs: 60_000, label: "backlog drained" }
+      )
+      assert.isAbove(released, 0, "the instance held leases when it was disabled")
+      yield* Effect.sleep("1500 millis")
+      assert.strictEqual(yield* deadlocks, before, "no deadlock between the disable and the instance's completions")
     }))
 })

@@ -29,6 +29,8 @@ interface OtlpSpan {
   readonly attributes: ReadonlyArray<OtlpAttribute>
   readonly links: ReadonlyArray<OtlpLink>
   readonly status: { readonly code: number; readonly message?: string }
+  readonly startTimeUnixNano: string
+  readonly endTimeUnixNano: string
 }
 
 /** Every span received by the in-memory OTLP/HTTP collector below. */
@@ -75,6 +77,28 @@ const attribute = (span: OtlpSpan, key: string): unknown => {
 }
 
 const payloadMarker = "payload-marker-7f3a"
+
+const linksOf = (span: OtlpSpan) =>
+  span.links.map((link) => ({
+    traceId: link.traceId,
+    spanId: link.spanId,
+    kind: link.attributes.find((a) => a.key === "foreman.link")?.value.stringValue
+  }))
+
+/** The exported `Job.attempt` spans of a job, by attempt number. */
+const attemptSpans = (jobId: string, count: number) =>
+  waitFor(
+    Effect.sync(() =>
+      received
+        .filter((span) => span.name === "Job.attempt" && attribute(span, "foreman.job.id") === jobId)
+        .sort((a, b) => Number(attribute(a, "foreman.job.attempt")) - Number(attribute(b, "foreman.job.attempt")))
+    ),
+    (spans) => spans.length >= count,
+    { timeoutMs: 10_000, label: `${count} exported Job.attempt spans` }
+  )
+
+const contextOf = (span: OtlpSpan) => `00-${span.traceId}-${span.spanId}-01`
+const startMs = (span: OtlpSpan) => Number(BigInt(span.startTimeUnixNano) / 1_000_000n)
 
 const StatusError = 2
 const StatusOk = 1
@@ -132,12 +156,6 @@ layer(
       assert.strictEqual(enqueueSpan?.name, "POST /v1/projects/{projectId}/jobs")
       assert.strictEqual(enqueueSpan && attribute(enqueueSpan, "http.route"), "/v1/projects/:projectId/jobs")
 
-      const linksOf = (span: OtlpSpan) =>
-        span.links.map((link) => ({
-          traceId: link.traceId,
-          spanId: link.spanId,
-          kind: link.attributes.find((a) => a.key === "foreman.link")?.value.stringValue
-        }))
       // Attempt 1 links to the enqueue; attempt 2 to the enqueue and to attempt 1.
       assert.deepStrictEqual(linksOf(first), [{ traceId: enqueue.traceId, spanId: enqueue.spanId, kind: "enqueue" }])
       assert.deepStrictEqual(linksOf(second), [
@@ -234,5 +252,92 @@ layer(
       const rows = yield* sql<{ readonly last_attempt_traceparent: string | null }>`
         SELECT last_attempt_traceparent FROM jobs WHERE id = ${job.id}`
       assert.strictEqual(rows[0]?.last_attempt_traceparent, workerAttempt2)
+
+      // The server records a Job.attempt span per external attempt too, from claim to outcome,
+      // linked to the enqueue, the previous attempt (the worker's span, as reported) and the worker's own span.
+      const [span1, span2] = yield* attemptSpans(job.id, 2)
+      if (span1 === undefined || span2 === undefined) return assert.fail("two attempt spans")
+      const enqueue = parseTraceparent(first.traceparent)
+      if (enqueue === undefined) return assert.fail("enqueue context")
+      const link = (traceparent: string, kind: string) => {
+        const parsed = parseTraceparent(traceparent)
+        return { traceId: parsed?.traceId ?? "", spanId: parsed?.spanId ?? "", kind }
+      }
+      const enqueueLink = { traceId: enqueue.traceId, spanId: enqueue.spanId, kind: "enqueue" }
+      assert.deepStrictEqual(linksOf(span1), [enqueueLink, link(workerAttempt1, "worker_attempt")])
+      assert.deepStrictEqual(linksOf(span2), [
+        enqueueLink,
+        link(workerAttempt1, "previous_attempt"),
+        link(workerAttempt2, "worker_attempt")
+      ])
+      for (const [span, attempt, outcome, status] of [[span1, 1, "failed", StatusError], [span2, 2, "succeeded", StatusOk]] as const) {
+        assert.strictEqual(attribute(span, "foreman.job.queue"), queue.name)
+        assert.strictEqual(attribute(span, "foreman.job.kind"), "external-traced")
+        assert.strictEqual(Number(attribute(span, "foreman.job.attempt")), attempt)
+        assert.strictEqual(attribute(span, "foreman.job.outcome"), outcome)
+        assert.strictEqual(span.status.code, status)
+        assert.isUndefined(span.parentSpanId || undefined, "a trace of its own")
+        assert.isTrue(BigInt(span.startTimeUnixNano) <= BigInt(span.endTimeUnixNano), "starts before it ends")
+      }
+      assert.strictEqual(span1.status.message, "boom")
+      // It starts when the job did (started_at), not when the outcome was reported.
+      const done = yield* worker.jobs.get({ params: { projectId: project.projectId, jobId: job.id } })
+      assert.strictEqual(startMs(span2), done.started_at?.getTime())
+    }))
+
+  it.effect("external attempts without a worker span, and attempts lost to lease expiry, are linked through the server's attempt spans", () =>
+    Effect.gen(function*() {
+      const project = yield* setupProject("traces-ext-server")
+      const admin = yield* clientFor(project.tokens.admin)
+      const queue = yield* admin.queues.create({
+        params: { projectId: project.projectId },
+        payload: { name: queueName("ext-server"), retry_policy: { initial_delay_ms: 0, max_delay_ms: 0, jitter: 0, max_attempts: 5 } }
+      })
+      const producer = yield* clientFor(project.tokens.producer)
+      const job = yield* producer.jobs.enqueue({
+        params: { projectId: project.projectId },
+        payload: { queue: queue.name, kind: "external-plain", payload: {} }
+      })
+      const worker = yield* clientFor(project.tokens.worker)
+      const registered = yield* worker.workers.register({
+        params: { projectId: project.projectId },
+        payload: { name: "plain worker", kinds: ["external-plain"] }
+      })
+      const claim = (leaseMs: number) =>
+        Effect.flatMap(
+          worker.workers.claim({
+            params: { projectId: project.projectId, workerId: registered.id },
+            payload: { wait_ms: 10_000, lease_ms: leaseMs }
+          }),
+          (response) => response.jobs[0] === undefined ? Effect.die(new Error("nothing claimed")) : Effect.succeed(response.jobs[0])
+        )
+      // Attempt 1 is abandoned: its lease expires and the reaper records it.
+      yield* claim(1000)
+      const second = yield* claim(30_000)
+      assert.strictEqual(second.attempt, 2)
+      const [lost] = yield* attemptSpans(job.id, 1)
+      if (lost === undefined) return assert.fail("the lost attempt's span")
+      assert.strictEqual(attribute(lost, "foreman.job.outcome"), "lease_expired")
+      assert.strictEqual(lost.status.code, StatusError)
+      assert.strictEqual(second.last_attempt_traceparent, contextOf(lost), "the next attempt links to the reaped one")
+
+      // Attempt 2 fails and attempt 3 completes without a worker span: the server's spans carry the chain.
+      yield* worker.workers.fail({
+        params: { projectId: project.projectId, jobId: job.id },
+        payload: { lease_token: second.lease_token, error: { message: "plain failure" } }
+      })
+      const third = yield* claim(30_000)
+      yield* worker.workers.complete({ params: { projectId: project.projectId, jobId: job.id }, payload: { lease_token: third.lease_token } })
+      const [, failed, succeeded] = yield* attemptSpans(job.id, 3)
+      if (failed === undefined || succeeded === undefined) return assert.fail("three attempt spans")
+      assert.strictEqual(third.last_attempt_traceparent, contextOf(failed))
+      assert.deepStrictEqual(linksOf(failed).map((l) => [l.kind, l.spanId]), [["enqueue", parseTraceparent(second.traceparent)?.spanId], ["previous_attempt", lost.spanId]])
+      assert.deepStrictEqual(linksOf(succeeded).map((l) => [l.kind, l.spanId]), [["enqueue", parseTraceparent(second.traceparent)?.spanId], ["previous_attempt", failed.spanId]])
+      assert.deepStrictEqual(
+        [lost, failed, succeeded].map((span) => [Number(attribute(span, "foreman.job.attempt")), attribute(span, "foreman.job.outcome")]),
+        [[1, "lease_expired"], [2, "failed"], [3, "succeeded"]]
+      )
+      const events = yield* jobEvents(project.tokens.viewer, project.projectId, job.id)
+      assert.strictEqual(field(events.find((e) => e.type === "succeeded")?.data, "traceparent"), contextOf(succeeded))
     }))
 })

@@ -400,7 +400,8 @@ layer(
               userId: null,
               leaseMs: 60_000,
               actor: `race-${i}`,
-              includeCapped: true
+              includeCapped: true,
+              systemQueues: false
             })),
           { concurrency: "unbounded" }
         )

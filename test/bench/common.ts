@@ -1,0 +1,101 @@
+/** What the systems share: fresh databases, the workload sizes, and the latency loop. */
+import { randomBytes } from "node:crypto"
+import { Client, type QueryResultRow } from "pg"
+import { probe } from "./probe.ts"
+import { percentile, sleep, sorted, until } from "./stats.ts"
+
+const quick = process.env.BENCH_QUICK === "1"
+const numberEnv = (name: string, fallback: number) => {
+  const raw = process.env[name]
+  const value = raw === undefined || raw.length === 0 ? fallback : Number(raw)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`)
+  return value
+}
+
+export const settings = {
+  quick,
+  runs: numberEnv("BENCH_RUNS", quick ? 1 : 3),
+  jobs: numberEnv("BENCH_JOBS", quick ? 5_000 : 50_000),
+  latencyJobs: numberEnv("BENCH_LATENCY_JOBS", quick ? 100 : 500),
+  retained: numberEnv("BENCH_RETAINED", quick ? 100_000 : 1_000_000),
+  httpSeconds: numberEnv("BENCH_HTTP_SECONDS", quick ? 3 : 10),
+  httpConnections: numberEnv("BENCH_HTTP_CONNECTIONS", 32),
+  /** Comma-separated subset of systems/workloads to run: foreman, retained, graphile, graphile-batched, pgboss, http. */
+  only: (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+}
+
+export const enabled = (name: string) => settings.only.length === 0 || settings.only.includes(name)
+
+/** A new, empty database on the server of `baseUrl`; returns its URL. */
+export const newDatabase = async (baseUrl: string, label: string): Promise<string> => {
+  const name = `bench_${label.replace(/[^a-z0-9]/g, "_")}_${randomBytes(4).toString("hex")}`
+  const client = new Client({ connectionString: baseUrl })
+  await client.connect()
+  try {
+    await client.query(`CREATE DATABASE ${name}`)
+  } finally {
+    await client.end()
+  }
+  const url = new URL(baseUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+export const dropDatabase = async (baseUrl: string, url: string) => {
+  const name = new URL(url).pathname.slice(1)
+  const client = new Client({ connectionString: baseUrl })
+  await client.connect()
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Runs `statement` once on `url` and returns the rows. */
+export const query = async <R extends QueryResultRow>(url: string, statement: string, params: ReadonlyArray<unknown> = []) => {
+  const client = new Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<R>(statement, [...params])).rows
+  } finally {
+    await client.end()
+  }
+}
+
+export interface DrainResult {
+  readonly jobsPerSecond: number
+  readonly seconds: number
+}
+
+export interface LatencyResult {
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+}
+
+/**
+ * Enqueues `count` jobs one at a time into an idle system; each one's latency
+ * is the time from just before its enqueue call to the first line of its
+ * handler. The next enqueue waits for that start plus 2 ms, so the system is
+ * idle (and listening) each time.
+ */
+export const latencyLoop = async (count: number, enqueue: (i: number) => Promise<unknown>): Promise<LatencyResult> => {
+  probe.reset()
+  const latencies: Array<number> = []
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now()
+    await enqueue(i)
+    await until(`latency job ${i} to start`, () => probe.startOf(i) !== undefined, 10_000, 1)
+    latencies.push((probe.startOf(i) ?? Number.NaN) - t0)
+    await sleep(2)
+  }
+  const s = sorted(latencies)
+  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1) ?? Number.NaN }
+}
+
+/** Waits until the handler ran `count` times and `settled()` (the database agrees every job is finished). */
+export const awaitDrain = async (count: number, settled: () => Promise<boolean>) => {
+  await until(`${count} handler calls (saw ${probe.calls()})`, () => probe.calls() >= count, 30 * 60_000, 5)
+  await until("the database to show every job finished", settled, 5 * 60_000, 5)
+}
