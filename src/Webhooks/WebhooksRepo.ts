@@ -108,15 +108,17 @@ export interface WebhooksQueueSettings {
 
 export type Redelivery = "redelivered" | "pending" | "missing"
 
+export interface NewSubscription {
+  readonly id: string
+  readonly projectId: ProjectId
+  readonly url: string
+  readonly eventTypes: ReadonlyArray<string>
+  readonly enabled: boolean
+  readonly sealedSecret: string
+}
+
 export class WebhooksRepo extends Context.Service<WebhooksRepo, {
-  insert(row: {
-    readonly id: string
-    readonly projectId: ProjectId
-    readonly url: string
-    readonly eventTypes: ReadonlyArray<string>
-    readonly enabled: boolean
-    readonly sealedSecret: string
-  }): Effect.Effect<SubscriptionRow>
+  insert(row: NewSubscription): Effect.Effect<SubscriptionRow>
   list(projectId: ProjectId, after: string | undefined, limit: number): Effect.Effect<ReadonlyArray<SubscriptionRow>>
   find(projectId: ProjectId, id: WebhookId, forUpdate?: boolean): Effect.Effect<SubscriptionRow | undefined>
   update(
@@ -161,14 +163,7 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
       const subscriptions = (rows: ReadonlyArray<unknown>) => decodeSubscriptions(rows)
       const first = (rows: ReadonlyArray<unknown>) => Effect.map(subscriptions(rows), (decoded) => decoded[0])
 
-      const insert = (row: {
-        readonly id: string
-        readonly projectId: ProjectId
-        readonly url: string
-        readonly eventTypes: ReadonlyArray<string>
-        readonly enabled: boolean
-        readonly sealedSecret: string
-      }) =>
+      const insert = (row: NewSubscription) =>
         sql`
           INSERT INTO webhook_subscriptions (id, project_id, url, event_types, enabled, secret_ciphertext, start_xact_id)
           VALUES (${row.id}, ${row.projectId}, ${row.url}, ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(row.eventTypes)}::jsonb)),
