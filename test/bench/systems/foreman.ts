@@ -42,14 +42,27 @@ export interface ForemanResult {
   readonly retainedRows: number
 }
 
-/** The engine configuration the run used (defaults unless FOREMAN_* says otherwise), for the report. */
-export const foremanConfig = (config: AppConfigShape) => ({
+/**
+ * Foreman runs with its throughput settings (docs/operations.md), as graphile-worker runs
+ * with its documented batched ones; FOREMAN_WORKER_CONCURRENCY and FOREMAN_CLAIM_BATCH_SIZE
+ * override them.
+ */
+const throughput: Partial<AppConfigShape> = {
+  ...(process.env.FOREMAN_WORKER_CONCURRENCY === undefined ? { workerConcurrency: 1000 } : {}),
+  ...(process.env.FOREMAN_CLAIM_BATCH_SIZE === undefined ? { claimBatchSize: 500 } : {})
+}
+
+/** The engine configuration the run used, for the report. */
+export const foremanConfig = (loaded: AppConfigShape) => {
+  const config = { ...loaded, ...throughput }
+  return {
   workerConcurrency: config.workerConcurrency,
   claimBatchSize: config.claimBatchSize,
   claimLoops: config.claimLoops,
   pollIntervalMs: config.pollIntervalMs,
   databasePoolSize: benchPoolSize
-})
+  }
+}
 
 const benchPoolSize = 10
 
@@ -126,6 +139,7 @@ export const runForeman = (url: string, options: ForemanOptions) =>
         host: "127.0.0.1",
         databaseUrl: Option.some(Redacted.make(url)),
         handlerModules: [probeModule],
+        ...throughput,
         databasePoolSize: benchPoolSize,
         // A supplied bootstrap key is logged (below Warn) instead of printed to stdout.
         adminApiKey: Option.some(Redacted.make(`bench-${randomBytes(16).toString("hex")}`)),
