@@ -2,7 +2,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { ProjectId } from "../Domain/Ids.ts"
 import { encodeCursor } from "../Domain/Pagination.ts"
-import type { FeedEvent } from "./Api.ts"
+import { FeedEvent } from "./Api.ts"
 
 /** A place in a project's feed: after the event with this transaction id and row id. */
 export interface FeedPosition {
@@ -24,22 +24,9 @@ export const parsePosition = (key: string): FeedPosition => {
   return { xact, id }
 }
 
-const EventRow = Schema.Struct({
-  sequence: Schema.String,
-  xact: Schema.String,
-  type: Schema.String,
-  at: Schema.Date,
-  project_id: ProjectId,
-  job_id: Schema.NullOr(Schema.String),
-  queue: Schema.NullOr(Schema.String),
-  worker_id: Schema.NullOr(Schema.String),
-  from_state: Schema.NullOr(Schema.String),
-  to_state: Schema.NullOr(Schema.String),
-  attempt: Schema.NullOr(Schema.Int),
-  actor: Schema.String,
-  error: Schema.NullOr(Schema.Json),
-  data: Schema.NullOr(Schema.Json)
-})
+// A feed event as stored: its cursor (`id`) is derived from `xact` and `sequence`.
+const { id: _cursor, ...storedFields } = FeedEvent.fields
+const EventRow = Schema.Struct({ ...storedFields, xact: Schema.String })
 const decodeRows = Schema.decodeUnknownEffect(Schema.Array(EventRow))
 
 /** An event with its feed position. */
