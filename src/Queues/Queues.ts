@@ -6,6 +6,7 @@ import { Conflict, type Forbidden, NotFound, type ValidationError } from "../Dom
 import { newId, type ProjectId, QueueId, type QueueName } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import { defaultReviewPolicy, mergeReviewPolicy } from "../Domain/Review.ts"
+import { EngineRepo } from "../Engine/EngineRepo.ts"
 import { Projects } from "../Projects/Projects.ts"
 import type { CreateQueue, Queue, RetryPolicy, UpdateQueue } from "./Api.ts"
 import { type QueueSettings, QueuesRepo } from "./QueuesRepo.ts"
@@ -59,6 +60,7 @@ export class Queues extends Context.Service<Queues, {
     Queues,
     Effect.gen(function*() {
       const repo = yield* QueuesRepo
+      const engine = yield* EngineRepo
       const projects = yield* Projects
       const audit = yield* Audit
       const sql = yield* SqlClient.SqlClient
@@ -107,7 +109,7 @@ export class Queues extends Context.Service<Queues, {
             ? "queue.paused"
             : "queue.resumed"
           // Enqueues into a paused queue wake nobody; resuming does, at commit.
-          if (action === "queue.resumed") yield* sql`SELECT pg_notify('foreman', ${`available:${projectId}`})`
+          if (action === "queue.resumed") yield* engine.notifyAvailable([projectId])
           yield* audit.record({
             projectId,
             actor: actorName(yield* CurrentPrincipal),

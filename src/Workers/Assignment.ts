@@ -30,12 +30,3 @@ export const toColumns = (assign: Assignment | null | undefined): AssignmentColu
   assigned_label: assign !== null && assign !== undefined && "label" in assign ? assign.label : null,
   assigned_user_id: assign !== null && assign !== undefined && "user_id" in assign ? assign.user_id : null
 })
-
-export const fromColumns = (row: AssignmentColumns): Assignment | null =>
-  row.assigned_worker_id !== null
-    ? { worker_id: WorkerId.make(row.assigned_worker_id) }
-    : row.assigned_label !== null
-    ? { label: row.assigned_label }
-    : row.assigned_user_id !== null
-    ? { user_id: UserId.make(row.assigned_user_id) }
-    : null

@@ -1,5 +1,4 @@
 import { Context, Duration, Effect, Layer, PubSub } from "effect"
-import { SqlClient } from "effect/sql"
 import { Audit } from "../Audit/Audit.ts"
 import { requirePlatformAdmin } from "../Auth/Policy.ts"
 import { actorName, CurrentPrincipal, type Principal } from "../Auth/Principal.ts"
@@ -19,6 +18,7 @@ import { JobsRepo } from "../Jobs/JobsRepo.ts"
 import { Projects } from "../Projects/Projects.ts"
 import { QueuesRepo } from "../Queues/QueuesRepo.ts"
 import { LeaseLost, type RegisterWorker, type Worker, type WorkerDetail, WorkerDisabled } from "./Api.ts"
+import { checkAssignees } from "./Assignees.ts"
 import { type Assignment, toColumns } from "./Assignment.ts"
 import { WorkersRepo } from "./WorkersRepo.ts"
 
@@ -119,7 +119,6 @@ export class Workers extends Context.Service<Workers, {
       const queues = yield* QueuesRepo
       const notifier = yield* Notifier
       const audit = yield* Audit
-      const sql = yield* SqlClient.SqlClient
       const liveness = { activeSeconds: config.workerActiveSeconds, goneSeconds: config.workerGoneSeconds }
 
       const register = Effect.fn("Workers.register")(function*(projectId: ProjectId, input: RegisterWorker) {
@@ -207,12 +206,10 @@ export class Workers extends Context.Service<Workers, {
           systemQueues: false,
           actor: `worker:${workerId} (${actorName(principal)})`
         }
-        // The worker row stays share-locked until the claim commits, so a disable either
-        // refuses this claim or waits for it and then releases what it took.
-        const claimOnce = sql.withTransaction(Effect.gen(function*() {
-          if (yield* repo.lockForClaim(workerId)) return yield* disabledError()
-          return yield* engine.claim(request)
-        })).pipe(Effect.catchTag("SqlError", Effect.die))
+        // The claim statement key-share-locks the worker row (refusing a disabled one) until it
+        // commits, so a disable either empties this claim or waits for it and then releases
+        // what it took; the next request of a disabled worker gets WorkerDisabled above.
+        const claimOnce = engine.claim(request)
         const deadline = Date.now() + (options.wait_ms ?? 0)
         return yield* Effect.scoped(Effect.gen(function*() {
           // Subscribed before the first attempt, so a job enqueued in between still wakes us.
@@ -353,15 +350,7 @@ export class Workers extends Context.Service<Workers, {
         yield* projects.access(projectId, "jobs:assign")
         const actor = actorName(yield* CurrentPrincipal)
         const columns = toColumns(target)
-        const unknown = yield* repo.unknownAssignees(
-          projectId,
-          columns.assigned_worker_id === null ? [] : [columns.assigned_worker_id],
-          columns.assigned_user_id === null ? [] : [columns.assigned_user_id]
-        )
-        if (unknown.workers.length > 0) return yield* new Unprocessable({ message: `worker ${unknown.workers[0]} is not registered in this project` })
-        if (unknown.users.length > 0) {
-          return yield* new Unprocessable({ message: `user ${unknown.users[0]} is not a member of this project with a role that works jobs` })
-        }
+        yield* checkAssignees(repo, projectId, [columns], true)
         const state = yield* repo.assignJob(projectId, jobId, columns, actor)
         const job = yield* jobs.find(projectId, jobId)
         if (job === undefined) return yield* jobNotFound()

@@ -83,7 +83,6 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
    * transaction ends: a concurrent disable waits for the claim to commit, so it
    * then sees (and releases) every job that claim took.
    */
-  lockForClaim(id: WorkerId): Effect.Effect<boolean>
   /** `projectId` `null`: the engine instances. */
   list(projectId: ProjectId | null, after: string | undefined, limit: number, liveness: Liveness): Effect.Effect<ReadonlyArray<Worker>>
   /** `projectId` `null`: an engine instance. */
@@ -197,12 +196,6 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           Effect.withSpan("WorkersRepo.touch")
         )
 
-      const lockForClaim = (id: WorkerId) =>
-        sql<{ readonly disabled: boolean }>`SELECT disabled_at IS NOT NULL AS disabled FROM workers WHERE id = ${id} FOR SHARE`.pipe(
-          Effect.map((rows) => rows[0]?.disabled !== false),
-          Effect.orDie
-        )
-
       const list = (projectId: ProjectId | null, after: string | undefined, limit: number, liveness: Liveness) =>
         select(
           sql`${projectId === null ? sql`w.project_id IS NULL` : sql`w.project_id = ${projectId}`}
@@ -230,7 +223,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
         )
 
       // Two statements: the first locks the worker row, waiting for claims in flight (they
-      // lock it too: lockForClaim, and the claim statement itself), and commits; the second,
+      // key-share-lock it in the claim statement), and commits; the second,
       // with a snapshot taken after they committed, sees every job they took. Not one
       // transaction: holding the worker row while releasing its jobs deadlocks with a
       // completion that holds some of those jobs and then bumps the worker's counters.
@@ -337,7 +330,6 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
         upsertInstance,
         touchInstance,
         touch,
-        lockForClaim,
         list,
         find,
         leases,
