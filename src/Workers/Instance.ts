@@ -33,7 +33,8 @@ export const registerInstance = Effect.fn("Workers.registerInstance")(function*(
   })
   yield* repo.touchInstance(id).pipe(
     Effect.catchCause((cause) => Effect.logWarning("worker registry heartbeat failed", cause)),
-    Effect.repeat(Schedule.spaced(Duration.seconds(Math.max(1, Math.floor(config.workerActiveSeconds / 3))))),
+    // Three touches per active window, so a live instance never reads as idle between them.
+    Effect.repeat(Schedule.spaced(Duration.millis((config.workerActiveSeconds * 1000) / 3))),
     Effect.forkScoped
   )
   return id
