@@ -1,4 +1,4 @@
-import { Console, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Console, Context, Effect, Layer, Option, PubSub, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { fromOperatorToken, generateKey, matches, prefixOf } from "../Auth/KeySecret.ts"
 import { CurrentPrincipal, type Principal, actorName } from "../Auth/Principal.ts"
@@ -9,6 +9,7 @@ import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } fro
 import type { ProjectRole } from "../Domain/Role.ts"
 import { Projects } from "../Projects/Projects.ts"
 import { Audit } from "../Audit/Audit.ts"
+import { Notifier } from "../Engine/Notifier.ts"
 import type { ApiKey } from "./Api.ts"
 import { type ApiKeyRow, ApiKeysRepo } from "./ApiKeysRepo.ts"
 
@@ -55,6 +56,42 @@ export class ApiKeys extends Context.Service<ApiKeys, {
       const audit = yield* Audit
       const sql = yield* SqlClient.SqlClient
       const config = yield* AppConfig
+      const notifier = yield* Notifier
+
+      // Verified keys by prefix, so a request costs no key lookup. A revocation commits a
+      // NOTIFY that makes every instance forget the key; the memory is only trusted while
+      // the LISTEN connection is up, and is dropped whenever it reconnects (anything may have
+      // been missed). `generation` moves on every such signal: a lookup that raced one is
+      // not remembered.
+      const trusted = new Map<string, { readonly row: ApiKeyRow; readonly until: number }>()
+      const maxTrusted = 10_000
+      let generation = 0
+      const signals = yield* notifier.subscribe
+      yield* Effect.forkScoped(Effect.forever(Effect.map(PubSub.take(signals), (signal) => {
+        if (signal._tag === "keyRevoked") {
+          generation++
+          trusted.delete(signal.prefix)
+        } else if (signal._tag === "reconnected") {
+          generation++
+          trusted.clear()
+        }
+      })))
+
+      const lookup = Effect.fnUntraced(function*(prefix: string) {
+        const hit = trusted.get(prefix)
+        if (hit !== undefined && hit.until > Date.now() && (yield* notifier.listening)) return hit.row
+        const before = generation
+        const row = yield* repo.findByPrefix(prefix)
+        trusted.delete(prefix)
+        if (row !== undefined && row.revoked_at === null && config.apiKeyCacheMs > 0 && generation === before) {
+          if (trusted.size >= maxTrusted) {
+            const oldest = trusted.keys().next()
+            if (oldest.done !== true) trusted.delete(oldest.value)
+          }
+          trusted.set(prefix, { row, until: Date.now() + config.apiKeyCacheMs })
+        }
+        return row
+      })
 
       const create = Effect.fn("ApiKeys.create")(function*(
         projectId: ProjectId,
@@ -98,6 +135,9 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         yield* projects.access(projectId, "keys:manage")
         const row = yield* repo.revoke(projectId, keyId)
         if (row === undefined) return yield* new NotFound({ message: "api key not found" })
+        // At once here, whatever the notification's delay.
+        generation++
+        trusted.delete(row.prefix)
         yield* audit.record({
           projectId,
           actor: actorName(yield* CurrentPrincipal),
@@ -110,7 +150,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
 
       const authenticate = Effect.fn("ApiKeys.authenticate")(function*(token: string) {
         if (token.length === 0 || token.length > 512) return yield* unauthorized()
-        const row = yield* repo.findByPrefix(prefixOf(token))
+        const row = yield* lookup(prefixOf(token))
         // The hash comparison runs whether or not the row exists, so the
         // response time does not tell an unknown prefix from a wrong secret.
         const valid = matches(token, row?.secret_hash ?? emptyHash)

@@ -65,9 +65,14 @@ export class ApiKeysRepo extends Context.Service<ApiKeysRepo, {
         Request: Schema.Struct({ projectId: ProjectId, id: ApiKeyId }),
         Result: ApiKeyRow,
         execute: ({ id, projectId }) =>
-          sql`UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-              WHERE id = ${id} AND project_id = ${projectId}
-              RETURNING ${sql.literal(columns)}`
+          // Instances that trust the key from memory forget it when this commits.
+          sql`WITH revoked AS (
+                UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+                WHERE id = ${id} AND project_id = ${projectId}
+                RETURNING ${sql.literal(columns)}
+              ),
+              notified AS (SELECT pg_notify('foreman', 'key_revoked:' || prefix) FROM revoked)
+              SELECT ${sql.literal(columns)} FROM revoked CROSS JOIN (SELECT count(*) FROM notified) AS n`
       })
 
       return ApiKeysRepo.of({

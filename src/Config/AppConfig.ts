@@ -71,6 +71,8 @@ export interface AppConfigShape {
   readonly workerActiveSeconds: number
   /** A worker not seen for this many seconds (and holding no lease) is `gone`; in between it is `idle`. */
   readonly workerGoneSeconds: number
+  /** How long a verified API key is trusted from memory; `0` looks every key up on every request. */
+  readonly apiKeyCacheMs: number
 }
 
 export const appConfig = Config.all({
@@ -117,7 +119,8 @@ export const appConfig = Config.all({
   logLevel: Config.LogLevel("FOREMAN_LOG_LEVEL").pipe(Config.withDefault("Info" as const)),
   workerLabels: Config.String("FOREMAN_WORKER_LABELS").pipe(Config.withDefault(""), Config.map(list)),
   workerActiveSeconds: intBetween("FOREMAN_WORKER_ACTIVE_SECONDS", 1, 86_400, 30),
-  workerGoneSeconds: intBetween("FOREMAN_WORKER_GONE_SECONDS", 1, 31_536_000, 300)
+  workerGoneSeconds: intBetween("FOREMAN_WORKER_GONE_SECONDS", 1, 31_536_000, 300),
+  apiKeyCacheMs: intBetween("FOREMAN_API_KEY_CACHE_MS", 0, 3_600_000, 60_000)
 })
 
 export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("foreman/AppConfig") {

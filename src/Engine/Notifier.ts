@@ -5,6 +5,8 @@ import { Context, Deferred, Effect, Layer, PubSub, Queue, Schedule, type Scope }
 export type Signal =
   | { readonly _tag: "available"; readonly projectId: string }
   | { readonly _tag: "cancelled"; readonly jobId: string }
+  /** An API key was revoked: instances that trust it from memory must forget it. */
+  | { readonly _tag: "keyRevoked"; readonly prefix: string }
   /** The listening connection was (re)established: anything may have been missed, so look again. */
   | { readonly _tag: "reconnected" }
 
@@ -13,6 +15,7 @@ const parse = (payload: string): Signal | undefined => {
   if (id === undefined) return undefined
   if (kind === "available") return { _tag: "available", projectId: id }
   if (kind === "cancelled") return { _tag: "cancelled", jobId: id }
+  if (kind === "key_revoked") return { _tag: "keyRevoked", prefix: id }
   return undefined
 }
 

@@ -282,7 +282,7 @@ export class Runner extends Context.Service<Runner, {
           if (signal._tag === "cancelled") {
             const fiber = running.get(signal.jobId)?.fiber
             if (fiber !== undefined) yield* Effect.forkDetach(Fiber.interrupt(fiber))
-          } else {
+          } else if (signal._tag !== "keyRevoked") {
             yield* wake
           }
         }

@@ -167,7 +167,11 @@ export class Jobs extends Context.Service<Jobs, {
         const batch = yield* Effect.forEach(items, (item, index) => prepare(item, single ? undefined : index, now))
         yield* checkAssignees(workers, projectId, batch, single)
         yield* Effect.annotateCurrentSpan({ "foreman.jobs.count": batch.length })
-        return yield* sql.withTransaction(reconcile(projectId, batch, actor, single)).pipe(Effect.catchTag("SqlError", Effect.die))
+        // A batch's rows are all or nothing: a row refused after others went in (unknown queue, idempotency
+        // conflict) rolls the others back. One row is a single statement, atomic without a transaction, and
+        // saves the BEGIN and COMMIT round trips on the hottest path.
+        const written = reconcile(projectId, batch, actor, single)
+        return yield* (batch.length === 1 ? written : sql.withTransaction(written)).pipe(Effect.catchTag("SqlError", Effect.die))
       })
 
       const enqueue = Effect.fn("Jobs.enqueue")(function*(projectId: ProjectId, item: EnqueueJob) {

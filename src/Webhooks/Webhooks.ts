@@ -213,22 +213,29 @@ export class Webhooks extends Context.Service<Webhooks, {
           return rows.length === config.eventsBatchSize
         })).pipe(Effect.orDie, Effect.withSpan("Webhooks.dispatch", { attributes: { "foreman.project.id": projectId } }))
 
+      /** `more`: a project had a full batch; `active`: some project has subscriptions (a cursor). */
       const dispatchAll = Effect.gen(function*() {
         let more = false
-        for (const projectId of yield* repo.cursorProjects) {
+        const projects = yield* repo.cursorProjects
+        for (const projectId of projects.pending) {
           if (yield* dispatchProject(projectId)) more = true
         }
-        return more
+        return { more, active: projects.any }
       })
 
       const dispatcher = Effect.gen(function*() {
         const signals = yield* notifier.subscribe
         while (true) {
-          const more = yield* dispatchAll.pipe(
-            Effect.catchCause((cause) => Effect.as(Effect.logWarning("webhook dispatch failed", cause), false))
+          const { active, more } = yield* dispatchAll.pipe(
+            Effect.catchCause((cause) => Effect.as(Effect.logWarning("webhook dispatch failed", cause), { more: false, active: true }))
           )
           if (more) continue
-          yield* PubSub.take(signals).pipe(Effect.timeoutOption(Duration.millis(config.eventsPollIntervalMs)))
+          const idle = Duration.millis(config.eventsPollIntervalMs)
+          // With no subscription anywhere, enqueues (each one a signal) do not wake the dispatcher:
+          // it only polls, so a new subscription is picked up within one poll interval.
+          yield* active ? PubSub.take(signals).pipe(Effect.timeoutOption(idle)) : Effect.sleep(idle)
+          // One look covers every signal that arrived meanwhile.
+          yield* PubSub.takeUpTo(signals, 1024)
         }
       }).pipe(Effect.scoped)
 

@@ -143,8 +143,8 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
   disable(subscriptionId: string, reason: string): Effect.Effect<void>
 
   // The dispatcher.
-  /** Projects whose feed has events after the dispatcher's cursor. */
-  readonly cursorProjects: Effect.Effect<ReadonlyArray<ProjectId>>
+  /** Projects whose feed has events after the dispatcher's cursor (`pending`), and whether any project has a cursor. */
+  readonly cursorProjects: Effect.Effect<{ readonly pending: ReadonlyArray<ProjectId>; readonly any: boolean }>
   /** Creates the project's cursor at `position` unless it has one. */
   ensureCursor(projectId: ProjectId, position: FeedPosition): Effect.Effect<void>
   /** Locks the project's cursor for this transaction; `undefined` when another instance holds it. */
@@ -320,13 +320,18 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
         sql`UPDATE webhook_subscriptions SET enabled = false, disabled_reason = ${reason}, updated_at = now()
             WHERE id = ${subscriptionId}`.pipe(Effect.asVoid, Effect.orDie)
 
-      const cursorProjects = sql<{ readonly project_id: string }>`
-        SELECT c.project_id::text AS project_id FROM webhook_cursors c
-        WHERE EXISTS (
+      const cursorProjects = sql<{ readonly project_id: string; readonly pending: boolean }>`
+        SELECT c.project_id::text AS project_id, EXISTS (
           SELECT 1 FROM job_events e
           WHERE e.project_id = c.project_id AND (e.xact_id, e.id) > (c.xact_id, c.event_id)
-            AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot()))`.pipe(
-        Effect.flatMap((rows) => Schema.decodeUnknownEffect(Schema.Array(ProjectId))(rows.map((row) => row.project_id))),
+            AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot())) AS pending
+        FROM webhook_cursors c`.pipe(
+        Effect.flatMap((rows) =>
+          Effect.map(
+            Schema.decodeUnknownEffect(Schema.Array(ProjectId))(rows.flatMap((row) => row.pending ? [row.project_id] : [])),
+            (pending) => ({ pending, any: rows.length > 0 })
+          )
+        ),
         Effect.orDie
       )
 

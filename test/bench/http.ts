@@ -102,7 +102,7 @@ interface Foreman {
 
 const startForeman = async (url: string, adminKey: string): Promise<Foreman> => {
   const port = await freePort()
-  const child = spawnNode(0, ["src/main.ts"], {
+  const child = spawnNode(0, [...(process.env.BENCH_FOREMAN_NODE_FLAGS ?? "").split(" ").filter((f) => f !== ""), "src/main.ts"], {
     ...process.env,
     ...identityEnv,
     PORT: String(port),

@@ -6,6 +6,7 @@
  * Environment: BENCH_DATABASE_URL (else an embedded PostgreSQL), BENCH_RUNS (3),
  * BENCH_JOBS (50000), BENCH_LATENCY_JOBS (500), BENCH_RETAINED (1000000),
  * BENCH_HTTP_SECONDS (10), BENCH_HTTP_CONNECTIONS (32), BENCH_HTTP_ROLE (api),
+ * BENCH_FOREMAN_NODE_FLAGS (extra `node` flags for the HTTP workload's Foreman, e.g. `--cpu-prof`),
  * BENCH_ONLY (comma list of foreman, retained, graphile, graphile-batched,
  * pgboss, http), BENCH_QUICK=1 (5,000 jobs, 100 latency jobs, 100,000
  * retained, 1 run, 3 s of HTTP load; results are not written to the docs).

@@ -1,8 +1,12 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
+import { HttpServer } from "effect/http"
+import { AppConfig } from "../../src/Config/AppConfig.ts"
 import { ApiKeyId } from "../../src/Domain/Ids.ts"
+import { makeApp } from "../../src/Server.ts"
 import { assertEnvelope, missingId, projectRoles, setupProject } from "../support/fixtures.ts"
-import { adminToken, clientFor, raw, TestApp } from "../support/TestApp.ts"
+import { adminToken, clientFor, raw, TestApp, testConfig } from "../support/TestApp.ts"
+import { waitFor } from "../support/waitFor.ts"
 
 layer(TestApp(), { timeout: 120_000, excludeTestServices: true })("api keys", (it) => {
   it.effect("a created key shows its secret once; the list never does", () =>
@@ -209,4 +213,45 @@ layer(TestApp(), { timeout: 120_000, excludeTestServices: true })("api keys", (i
         assertEnvelope(response, 400, "ValidationError")
       }
     }))
+})
+
+layer(TestApp(), { timeout: 120_000, excludeTestServices: true })("api keys across instances", (it) => {
+  it.effect("a key revoked on one instance stops working on another that trusted it from memory, long before its cache time", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { keyIds, projectId, tokens } = yield* setupProject("revoke across instances")
+      // A second instance on the same database that would trust a verified key for ten minutes.
+      const config = yield* AppConfig
+      const url = Redacted.value(Option.getOrThrow(config.databaseUrl))
+      const second = yield* Layer.buildWithMemoMap(
+        makeApp(testConfig(url, { instanceId: "second", apiKeyCacheMs: 600_000 })),
+        yield* Layer.makeMemoMap,
+        yield* Effect.scope
+      )
+      const address = Context.get(second, HttpServer.HttpServer).address
+      if (address._tag === "UnixPathAddress") return yield* Effect.die(new Error("expected a TCP address"))
+      const onSecond = Effect.promise(() =>
+        fetch(`http://127.0.0.1:${address.port}/v1/projects/${projectId}`, {
+          headers: { authorization: `Bearer ${tokens.viewer}` }
+        }).then((response) => response.status)
+      )
+      // Verified once (and remembered), then served again.
+      assert.strictEqual(yield* onSecond, 200)
+      assert.strictEqual(yield* onSecond, 200)
+
+      const admin = yield* clientFor(tokens.admin)
+      yield* admin.apiKeys.revoke({ params: { projectId, keyId: ApiKeyId.make(keyIds.viewer) } })
+      // The revoking instance refuses it at once; the other as soon as the notification arrives.
+      assertEnvelope(yield* raw("GET", `/v1/projects/${projectId}`, { token: tokens.viewer }), 401, "Unauthorized")
+      const started = Date.now()
+      yield* waitFor(onSecond, (status) => status === 401, { label: "401 on the second instance", timeoutMs: 5_000, intervalMs: 10 })
+      assert.isBelow(Date.now() - started, 5_000)
+
+      // Keys that were not revoked are still served from the second instance.
+      const other = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${address.port}/v1/projects/${projectId}`, {
+          headers: { authorization: `Bearer ${tokens.worker}` }
+        }).then((response) => response.status)
+      )
+      assert.strictEqual(other, 200)
+    })))
 })
