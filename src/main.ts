@@ -1,4 +1,4 @@
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Exit, Layer } from "effect"
 import { AppConfig } from "./Config/AppConfig.ts"
 import { LoggingLive } from "./Observability/Logging.ts"

@@ -106,6 +106,16 @@ export class Runner extends Context.Service<Runner, {
       let flushing = 0
 
       const wake = Effect.forEach(kicks, (kick) => Queue.offer(kick, undefined), { discard: true })
+      // New work wakes one loop (round robin); a loop whose claim came back full wakes the next
+      // (below), so loops join in while there is a backlog and a single job costs a single claim.
+      let nextLoop = 0
+      const wakeOne = Effect.suspend(() => {
+        const kick = kicks[nextLoop++ % kicks.length]
+        return kick === undefined ? Effect.void : Queue.offer(kick, undefined)
+      })
+      // Loops that stopped claiming for want of free slots: a finished attempt wakes them. Loops
+      // whose last claim found no more work wait for new work (a signal, or the poll) instead.
+      let waitingForSlots = 0
 
       const runAttempt = (job: ClaimedJob) => {
         const handler = handlers.get(job.kind)
@@ -174,7 +184,7 @@ export class Runner extends Context.Service<Runner, {
           Effect.ensuring(Effect.suspend(() => {
             // Only this attempt's slot: the job may already run again here under a newer lease.
             if (running.get(job.id)?.token === job.lease_token) running.delete(job.id)
-            return wake
+            return waitingForSlots > 0 ? wake : Effect.void
           })),
           // Every log line of the attempt (handler, timeout, result recording) names its job.
           Effect.annotateLogs({ jobId: job.id, queue: job.queue, kind: job.kind, attempt: job.attempt })
@@ -186,7 +196,7 @@ export class Runner extends Context.Service<Runner, {
       // their work instead of taking turns. `reserved` counts slots promised to
       // claims in flight, so the loops never claim more than the free slots.
       let reserved = 0
-      const claimLoop = (kick: Queue.Queue<void>) =>
+      const claimLoop = (kick: Queue.Queue<void>, index: number) =>
         Effect.gen(function*() {
           // Claim in batches: with work in flight, wait until enough slots are
           // free, so a stream of completions does not turn into a stream of
@@ -223,9 +233,21 @@ export class Runner extends Context.Service<Runner, {
                 const fiber = yield* Effect.forkIn(runAttempt(job), attemptScope)
                 if (slot !== undefined && slot.token === job.lease_token) slot.fiber = fiber
               }
-              if (jobs.length === limit) continue
+              if (jobs.length === limit) {
+                const other = kicks[(index + 1) % kicks.length]
+                if (other !== undefined && other !== kick) yield* Queue.offer(other, undefined)
+                continue
+              }
+              yield* Queue.take(kick).pipe(Effect.timeoutOption(Duration.millis(config.pollIntervalMs)))
+            } else {
+              waitingForSlots++
+              yield* Queue.take(kick).pipe(
+                Effect.timeoutOption(Duration.millis(config.pollIntervalMs)),
+                Effect.ensuring(Effect.sync(() => {
+                  waitingForSlots--
+                }))
+              )
             }
-            yield* Queue.take(kick).pipe(Effect.timeoutOption(Duration.millis(config.pollIntervalMs)))
           }
         }).pipe(
           Effect.catchCause((cause) =>
@@ -282,7 +304,9 @@ export class Runner extends Context.Service<Runner, {
           if (signal._tag === "cancelled") {
             const fiber = running.get(signal.jobId)?.fiber
             if (fiber !== undefined) yield* Effect.forkDetach(Fiber.interrupt(fiber))
-          } else if (signal._tag !== "keyRevoked") {
+          } else if (signal._tag === "available") {
+            yield* wakeOne
+          } else if (signal._tag === "reconnected") {
             yield* wake
           }
         }
@@ -298,7 +322,7 @@ export class Runner extends Context.Service<Runner, {
         Effect.repeat(Schedule.spaced(Duration.millis(config.pollIntervalMs))),
         Effect.forkScoped
       )
-      const loopFibers = yield* Effect.forEach(kicks, (kick) => claimLoop(kick).pipe(Effect.forkScoped))
+      const loopFibers = yield* Effect.forEach(kicks, (kick, index) => claimLoop(kick, index).pipe(Effect.forkScoped))
 
       const drained = Effect.gen(function*() {
         while (running.size > 0) yield* Effect.sleep("20 millis")

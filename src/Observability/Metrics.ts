@@ -71,36 +71,66 @@ const eventLoopLag = Metric.gauge("foreman_event_loop_lag_seconds", {
 
 type JobLabels = { readonly queue: string; readonly kind: string }
 
-const count = (counter: Metric.Metric<number, unknown>, job: JobLabels, by = 1) =>
-  Metric.update(Metric.withAttributes(counter, { queue: job.queue, kind: job.kind }), by)
+/**
+ * `Metric.withAttributes`, remembered per label set: building the labelled
+ * metric (and its key) on every update showed up in request and per-job
+ * profiles. Label sets are as bounded as the exported series themselves.
+ */
+const labelled = <In, Out>(metric: Metric.Metric<In, Out>) => {
+  const cache = new Map<string, Metric.Metric<In, Out>>()
+  return (attributes: Readonly<Record<string, string>>): Metric.Metric<In, Out> => {
+    const key = Object.entries(attributes).map(([name, value]) => `${name}=${value}`).join("\u0000")
+    let found = cache.get(key)
+    if (found === undefined) {
+      found = Metric.withAttributes(metric, attributes)
+      cache.set(key, found)
+    }
+    return found
+  }
+}
+
+/** Counts per queue and kind. */
+const jobCount = (counter: Metric.Metric<number, unknown>) => {
+  const withLabels = labelled(counter)
+  return (job: JobLabels, by = 1) => Metric.update(withLabels({ queue: job.queue, kind: job.kind }), by)
+}
+const countEnqueued = jobCount(jobsEnqueued)
+const countStarted = jobCount(jobsStarted)
+const countSucceeded = jobCount(jobsSucceeded)
+const countRetried = jobCount(jobsRetried)
+const countDead = jobCount(jobsDead)
+const countCancelled = jobCount(jobsCancelled)
+const enqueueToStartBy = labelled(enqueueToStart)
+const executionDurationBy = labelled(executionDuration)
+const httpRequestDurationBy = labelled(httpRequestDuration)
 
 export const recordEnqueued = (jobs: ReadonlyArray<JobLabels>) =>
-  Effect.forEach(jobs, (job) => count(jobsEnqueued, job), { discard: true })
+  Effect.forEach(jobs, (job) => countEnqueued(job), { discard: true })
 
 /** An attempt started: counts it, and on the first attempt records the wait since insertion. */
 export const recordStarted = (job: JobLabels & { readonly attempt: number; readonly created_at: Date; readonly started_at: Date }) =>
   Effect.andThen(
-    count(jobsStarted, job),
+    countStarted(job),
     job.attempt === 1
       ? Metric.update(
-        Metric.withAttributes(enqueueToStart, { queue: job.queue, kind: job.kind }),
+        enqueueToStartBy({ queue: job.queue, kind: job.kind }),
         Math.max(0, (job.started_at.getTime() - job.created_at.getTime()) / 1000)
       )
       : Effect.void
   )
 
-export const recordSucceeded = (job: JobLabels) => count(jobsSucceeded, job)
+export const recordSucceeded = (job: JobLabels) => countSucceeded(job)
 
 /** A failed attempt: `delay_ms` null means the job is dead, otherwise it will be retried. */
 export const recordFailed = (job: JobLabels, failure: { readonly delay_ms: number | null }) =>
-  count(failure.delay_ms === null ? jobsDead : jobsRetried, job)
+  failure.delay_ms === null ? countDead(job) : countRetried(job)
 
-export const recordCancelled = (job: JobLabels) => count(jobsCancelled, job)
+export const recordCancelled = (job: JobLabels) => countCancelled(job)
 
 export const recordLeasesExpired = (n: number) => Metric.update(leasesExpired, n)
 
 export const recordExecution = (job: JobLabels, seconds: number) =>
-  Metric.update(Metric.withAttributes(executionDuration, { queue: job.queue, kind: job.kind }), seconds)
+  Metric.update(executionDurationBy({ queue: job.queue, kind: job.kind }), seconds)
 
 /**
  * Holds the matched route template for the request being served. The outer
@@ -136,7 +166,7 @@ export const metricsMiddleware = <E, R>(
     const start = performance.now()
     const observe = (status: number) =>
       Metric.update(
-        Metric.withAttributes(httpRequestDuration, {
+        httpRequestDurationBy({
           route: cell.template ?? "unmatched",
           method: request.method,
           status: String(status)

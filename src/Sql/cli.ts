@@ -1,4 +1,4 @@
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Layer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { DatabaseLive } from "./Database.ts"

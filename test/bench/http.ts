@@ -1,8 +1,10 @@
 /**
- * The HTTP workload: Foreman as a child process (`node src/main.ts`, pinned to
- * core 0 where `taskset` exists) under autocannon load from another child
- * process (pinned to core 1), beside the bare `node:http` + `pg` baseline
- * (baseline-server.ts) on the same core, against the same schema.
+ * The HTTP workload: Foreman as a child process running what `npm start` runs
+ * (the bundle `dist/server/main.js` with the start script's `node` flags, built
+ * once by run.ts; pinned to core 0 where `taskset` exists) under autocannon
+ * load from another child process (pinned to core 1), beside the bare
+ * `node:http` + `pg` baseline (baseline-server.ts) on the same core, against
+ * the same schema.
  * Each target gets its own fresh database, set up through the real API.
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -13,6 +15,7 @@ import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { freePort } from "../support/freePort.ts"
 import { identityEnv } from "../support/identity.ts"
+import { startCommand } from "../support/startScript.ts"
 import { dropDatabase, newDatabase, settings } from "./common.ts"
 import type { LoadResult, LoadSpec } from "./load.ts"
 import { sleep, until } from "./stats.ts"
@@ -100,9 +103,16 @@ interface Foreman {
   readonly baseUrl: string
 }
 
+/** `node` and its arguments for Foreman: `npm start`'s, with BENCH_FOREMAN_NODE_FLAGS before the script. */
+export const httpForemanCommand = () => {
+  const { flags, script } = startCommand()
+  const extraFlags = (process.env.BENCH_FOREMAN_NODE_FLAGS ?? "").split(" ").filter((f) => f !== "")
+  return ["node", ...flags, ...extraFlags, script]
+}
+
 const startForeman = async (url: string, adminKey: string): Promise<Foreman> => {
   const port = await freePort()
-  const child = spawnNode(0, [...(process.env.BENCH_FOREMAN_NODE_FLAGS ?? "").split(" ").filter((f) => f !== ""), "src/main.ts"], {
+  const child = spawnNode(0, httpForemanCommand().slice(1), {
     ...process.env,
     ...identityEnv,
     PORT: String(port),

@@ -6,10 +6,13 @@
  * Environment: BENCH_DATABASE_URL (else an embedded PostgreSQL), BENCH_RUNS (3),
  * BENCH_JOBS (50000), BENCH_LATENCY_JOBS (500), BENCH_RETAINED (1000000),
  * BENCH_HTTP_SECONDS (10), BENCH_HTTP_CONNECTIONS (32), BENCH_HTTP_ROLE (api),
- * BENCH_FOREMAN_NODE_FLAGS (extra `node` flags for the HTTP workload's Foreman, e.g. `--cpu-prof`),
+ * BENCH_FOREMAN_NODE_FLAGS (extra `node` flags for the HTTP workload's Foreman, after the start
+ * script's own, e.g. `--cpu-prof`),
  * BENCH_ONLY (comma list of foreman, retained, graphile, graphile-batched,
  * pgboss, http), BENCH_QUICK=1 (5,000 jobs, 100 latency jobs, 100,000
  * retained, 1 run, 3 s of HTTP load; results are not written to the docs).
+ *
+ * The HTTP workload runs the bundle `npm start` runs: `npm run build` first.
  */
 import { Effect, Redacted } from "effect"
 import { mkdtemp, readFile, writeFile } from "node:fs/promises"
@@ -19,8 +22,9 @@ import { fileURLToPath } from "node:url"
 import { appConfig } from "../../src/Config/AppConfig.ts"
 import { startEmbeddedPostgres } from "../../src/Sql/EmbeddedPostgres.ts"
 import { freePort } from "../support/freePort.ts"
+import { buildBundle } from "../support/startScript.ts"
 import { dropDatabase, enabled, type LatencyResult, newDatabase, query, settings } from "./common.ts"
-import { batchSize, httpRole, type HttpRun, runHttp, taskset } from "./http.ts"
+import { batchSize, httpForemanCommand, httpRole, type HttpRun, runHttp, taskset } from "./http.ts"
 import { renderMarkdown, renderSvg, type Results, targets } from "./render.ts"
 import { graphileSettings, runGraphile } from "./systems/graphile.ts"
 import { foremanConfig, runForeman } from "./systems/foreman.ts"
@@ -56,6 +60,10 @@ const main = async (baseUrl: string) => {
   }
   const options = { jobs: settings.jobs, latencyJobs: settings.latencyJobs }
   let retainedRows = 0
+  if (enabled("http")) {
+    log("npm run build")
+    buildBundle()
+  }
 
   for (let run = 1; run <= settings.runs; run++) {
     log(`--- run ${run}/${settings.runs} ---`)
@@ -157,6 +165,7 @@ const main = async (baseUrl: string) => {
         connections: settings.httpConnections,
         batchSize,
         foremanRole: httpRole,
+        foremanCommand: httpForemanCommand().join(" "),
         pinned: taskset === undefined ? "no (taskset not found)" : "server on core 0, load generator on core 1"
       }
     },

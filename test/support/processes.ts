@@ -1,8 +1,8 @@
 /**
- * The real service as child processes (`node src/main.ts`), for tests that
- * kill, signal and restart it. Every process started here is remembered and
- * killed by `killAll` (call it from `afterAll`/`finally`), so none outlives
- * its test file.
+ * The real service as child processes (`node src/main.ts`, or what `nodeArgs`
+ * says, e.g. the bundle), for tests that kill, signal and restart it. Every
+ * process started here is remembered and killed by `killAll` (call it from
+ * `afterAll`/`finally`), so none outlives its test file.
  */
 import { Effect, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
@@ -82,6 +82,8 @@ export interface StartOptions {
   /** For messages; defaults to FOREMAN_INSTANCE_ID or the port. */
   readonly name?: string
   readonly readyTimeoutMs?: number
+  /** The `node` arguments, flags and script; defaults to `["src/main.ts"]`. */
+  readonly nodeArgs?: ReadonlyArray<string>
 }
 
 const started = new Set<Service>()
@@ -103,7 +105,7 @@ export const startService = async (options: StartOptions): Promise<Service> => {
     ...options.env
   }
   const name = options.name ?? env.FOREMAN_INSTANCE_ID ?? `port-${port}`
-  const child = spawn(process.execPath, ["src/main.ts"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? ["src/main.ts"])], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
   let output = ""
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString("utf8")).slice(-outputLimit)

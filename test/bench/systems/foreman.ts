@@ -74,6 +74,14 @@ export const runForeman = (url: string, options: ForemanOptions) =>
     const sql = yield* SqlClient.SqlClient
     const project = yield* projects.create("bench")
     const projectId = ProjectId.make(project.id)
+    // Jobs are enqueued as a producer key of the project would, not as the platform admin
+    // that set the project up (an admin's access check also looks the project up).
+    const producer = CurrentPrincipal.of({
+      kind: "api_key",
+      keyId: ApiKeyId.make("00000000-0000-4000-8000-000000000001"),
+      projectId,
+      role: "producer"
+    })
     const queue = QueueName.make("bench")
     yield* queues.create(projectId, { name: queue, paused: true, retention_seconds: 7 * 86_400 })
 
@@ -100,7 +108,7 @@ export const runForeman = (url: string, options: ForemanOptions) =>
       yield* jobs.enqueueBatch(
         projectId,
         Array.from({ length: size }, () => ({ queue, kind: "bench_noop", payload: {} }))
-      )
+      ).pipe(Effect.provideService(CurrentPrincipal, producer))
     }
     probe.reset()
     const start = performance.now()
@@ -121,7 +129,7 @@ export const runForeman = (url: string, options: ForemanOptions) =>
       latencyLoop(options.latencyJobs, (i) =>
         Effect.runPromise(
           jobs.enqueue(projectId, { queue, kind: "bench_noop", payload: { i } }).pipe(
-            Effect.provideService(CurrentPrincipal, admin),
+            Effect.provideService(CurrentPrincipal, producer),
             Effect.orDie
           )
         ))
