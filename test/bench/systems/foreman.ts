@@ -126,7 +126,7 @@ export const runForeman = (url: string, options: ForemanOptions) =>
     const seconds = (performance.now() - start) / 1000
 
     const latency = options.latencyJobs === 0 ? undefined : yield* Effect.promise(() =>
-      latencyLoop(options.latencyJobs, (i) =>
+      latencyLoop(url, options.latencyJobs, (i) =>
         Effect.runPromise(
           jobs.enqueue(projectId, { queue, kind: "bench_noop", payload: { i } }).pipe(
             Effect.provideService(CurrentPrincipal, producer),

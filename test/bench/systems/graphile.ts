@@ -66,7 +66,7 @@ export const runGraphile = async (
       const seconds = (performance.now() - start) / 1000
       const latency = options.latencyJobs === 0
         ? undefined
-        : await latencyLoop(options.latencyJobs, (i) => utils.addJob("bench_noop", { i }))
+        : await latencyLoop(url, options.latencyJobs, (i) => utils.addJob("bench_noop", { i }))
       return { drain: { jobsPerSecond: options.jobs / seconds, seconds }, latency }
     } finally {
       await runner.stop()

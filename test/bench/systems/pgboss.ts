@@ -52,7 +52,7 @@ export const runPgBoss = async (
     const seconds = (performance.now() - start) / 1000
     const latency = options.latencyJobs === 0
       ? undefined
-      : await latencyLoop(options.latencyJobs, (i) => boss.send(queueName, { i }))
+      : await latencyLoop(url, options.latencyJobs, (i) => boss.send(queueName, { i }))
     return { drain: { jobsPerSecond: options.jobs / seconds, seconds }, latency }
   } finally {
     await boss.stop({ graceful: true, timeout: 5000 })
