@@ -194,15 +194,18 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           : sql`NULL::text AS enqueue_traceparent, NULL::text AS previous_traceparent`
 
       /** `locked`: the capped queues this transaction holds; `null` on the fast path, which skips capped queues. */
-      const claimStatement = (request: ClaimRequest, locked: ReadonlyArray<string> | null) =>
-        sql`
-          WITH limited AS (
+      const claimStatement = (request: ClaimRequest, locked: ReadonlyArray<string> | null) => {
+        // The fast path plans and runs without the room computation and the per-queue ranking
+        // (about a fifth of a one-job claim's time): capped queues are simply left out.
+        const capped = locked !== null && locked.length > 0
+        return sql`
+          WITH ${capped ? sql`limited AS (
             SELECT q.project_id, q.name,
                    q.max_running - (SELECT count(*) FROM jobs r
                                     WHERE r.project_id = q.project_id AND r.queue = q.name AND r.state = 'running') AS room
             FROM queues q
-            WHERE ${locked === null || locked.length === 0 ? sql.literal("FALSE") : sql`q.id IN ${sql.in(locked)}`}
-          ),
+            WHERE q.id IN ${sql.in(locked)}
+          ),` : sql``}
           candidates AS (
             -- No join with queues here: a join makes the planner scan and sort every runnable
             -- job instead of walking jobs_claim in order and stopping at the limit. Paused
@@ -223,18 +226,19 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                 ${request.userId === null ? sql`` : sql`OR j.assigned_user_id = ${request.userId}`})
               AND (j.project_id, j.queue) NOT IN (
                 SELECT q.project_id, q.name FROM queues q
-                WHERE q.paused OR (q.max_running IS NOT NULL AND NOT EXISTS (
-                  SELECT 1 FROM limited l WHERE l.project_id = q.project_id AND l.name = q.name AND l.room > 0)))
+                WHERE q.paused OR (q.max_running IS NOT NULL ${capped ? sql`AND NOT EXISTS (
+                  SELECT 1 FROM limited l WHERE l.project_id = q.project_id AND l.name = q.name AND l.room > 0)` : sql``}))
             ORDER BY j.priority, j.run_at, j.id
             LIMIT ${request.limit}
             FOR UPDATE OF j SKIP LOCKED
           ),
-          allowed AS (
+          allowed AS (${capped ? sql`
             SELECT c.id, c.state
             FROM (SELECT c.*, row_number() OVER (PARTITION BY c.project_id, c.queue ORDER BY c.priority, c.run_at, c.id) AS rn
                   FROM candidates c) c
             LEFT JOIN limited l ON l.project_id = c.project_id AND l.name = c.queue
-            WHERE l.room IS NULL OR c.rn <= l.room
+            WHERE l.room IS NULL OR c.rn <= l.room` : sql`
+            SELECT c.id, c.state FROM candidates c`}
           ),
           claimed AS (
             -- ANY(ARRAY(...)) keeps the update on the primary-key index; a join here lets the
@@ -255,6 +259,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           SELECT ${sql.literal(claimedColumns)}
           FROM claimed c JOIN queues q ON q.project_id = c.project_id AND q.name = c.queue
           ORDER BY c.priority, c.run_at, c.id`
+      }
 
       const claim = (request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>> =>
         request.limit <= 0 || (request.kinds !== null && request.kinds.length === 0) ? Effect.succeed([]) : (
