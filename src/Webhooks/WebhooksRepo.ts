@@ -2,18 +2,10 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { newId, ProjectId, webhooksQueue } from "../Domain/Ids.ts"
 import type { FeedPosition } from "../Events/EventsRepo.ts"
-import { DeliveryId, type Webhook, type WebhookDelivery, WebhookId } from "./Api.ts"
+import { DeliveryId, Webhook, type WebhookDelivery, WebhookId } from "./Api.ts"
 
 const SubscriptionRow = Schema.Struct({
-  id: WebhookId,
-  project_id: ProjectId,
-  url: Schema.String,
-  event_types: Schema.Array(Schema.String),
-  enabled: Schema.Boolean,
-  disabled_reason: Schema.NullOr(Schema.String),
-  previous_secret_expires_at: Schema.NullOr(Schema.Date),
-  created_at: Schema.Date,
-  updated_at: Schema.Date,
+  ...Webhook.fields,
   secret_ciphertext: Schema.String,
   previous_secret_ciphertext: Schema.NullOr(Schema.String),
   start_xact_id: Schema.String

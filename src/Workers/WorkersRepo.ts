@@ -1,28 +1,18 @@
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Schema, Struct } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
-import { type ProjectId, ProjectId as ProjectIdSchema, UserId, type WorkerId, WorkerId as WorkerIdSchema } from "../Domain/Ids.ts"
-import { type Worker, WorkerLease, WorkerStatus } from "./Api.ts"
+import { type ProjectId, UserId, type WorkerId, WorkerId as WorkerIdSchema } from "../Domain/Ids.ts"
+import { Worker, WorkerLease } from "./Api.ts"
 import type { AssignmentColumns } from "./Assignment.ts"
 import { reputation } from "./Reputation.ts"
 
+// The API's worker with its counters flat and no reputation (computed from them in toWorker).
 const WorkerRow = Schema.Struct({
-  id: WorkerIdSchema,
-  project_id: Schema.NullOr(ProjectIdSchema),
-  name: Schema.String,
-  kinds: Schema.Array(Schema.String),
-  version: Schema.NullOr(Schema.String),
-  labels: Schema.Array(Schema.String),
-  user_id: Schema.NullOr(UserId),
-  status: WorkerStatus,
-  disabled_at: Schema.NullOr(Schema.Date),
-  leases: Schema.Int,
+  ...Struct.omit(Worker.fields, ["counters", "reputation"]),
   succeeded: Schema.Int,
   failed: Schema.Int,
   lease_expired: Schema.Int,
   approved: Schema.Int,
-  rejected: Schema.Int,
-  created_at: Schema.Date,
-  last_seen_at: Schema.Date
+  rejected: Schema.Int
 })
 const decodeWorkers = Schema.decodeUnknownEffect(Schema.Array(WorkerRow))
 const decodeLeases = Schema.decodeUnknownEffect(Schema.Array(WorkerLease))
