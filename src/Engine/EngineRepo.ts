@@ -213,6 +213,9 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             SELECT j.id, j.project_id, j.queue, j.priority, j.run_at, j.state
             FROM jobs j
             WHERE j.state IN ('available', 'scheduled', 'retrying') AND j.run_at <= statement_timestamp()
+              -- The claim commits without waiting for its WAL to reach disk (docs/adr/0003). Uncorrelated,
+              -- so set once per statement, for this transaction only.
+              AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
               ${request.kinds === null ? sql`` : sql`AND j.kind IN ${sql.in(request.kinds)}`}
               ${request.projectId === null ? sql`` : sql`AND j.project_id = ${request.projectId}`}
               ${request.systemQueues ? sql`` : sql`AND NOT starts_with(j.queue, '_')`}

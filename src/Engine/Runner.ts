@@ -141,7 +141,10 @@ export class Runner extends Context.Service<Runner, {
               traceparent = context
             })))
           ),
-          Effect.withSpan("Job.attempt", {
+          // Data-first: only that form honours `captureStackTrace: false`. The span's source line is
+          // always this one, and capturing it cost about 8 % of the engine's CPU in a drain profile.
+          (self) => Effect.withSpan(self, "Job.attempt", {
+            captureStackTrace: false,
             attributes: {
               "foreman.job.id": job.id,
               "foreman.job.queue": job.queue,

@@ -74,25 +74,35 @@ type JobLabels = { readonly queue: string; readonly kind: string }
 /**
  * `Metric.withAttributes`, remembered per label set: building the labelled
  * metric (and its key) on every update showed up in request and per-job
- * profiles. Label sets are as bounded as the exported series themselves.
+ * profiles, and so did building the cache key from the attributes object, so
+ * the caller names the label set with a key of its own. Label sets are as
+ * bounded as the exported series themselves.
  */
-const labelled = <In, Out>(metric: Metric.Metric<In, Out>) => {
+const labelled = <In, Out, L>(
+  metric: Metric.Metric<In, Out>,
+  key: (labels: L) => string,
+  attributes: (labels: L) => Readonly<Record<string, string>>
+) => {
   const cache = new Map<string, Metric.Metric<In, Out>>()
-  return (attributes: Readonly<Record<string, string>>): Metric.Metric<In, Out> => {
-    const key = Object.entries(attributes).map(([name, value]) => `${name}=${value}`).join("\u0000")
-    let found = cache.get(key)
+  return (labels: L): Metric.Metric<In, Out> => {
+    const name = key(labels)
+    let found = cache.get(name)
     if (found === undefined) {
-      found = Metric.withAttributes(metric, attributes)
-      cache.set(key, found)
+      found = Metric.withAttributes(metric, attributes(labels))
+      cache.set(name, found)
     }
     return found
   }
 }
 
+/** Labelled by queue and kind. */
+const byJob = <In, Out>(metric: Metric.Metric<In, Out>) =>
+  labelled(metric, (job: JobLabels) => `${job.queue}\u0000${job.kind}`, (job) => ({ queue: job.queue, kind: job.kind }))
+
 /** Counts per queue and kind. */
 const jobCount = (counter: Metric.Metric<number, unknown>) => {
-  const withLabels = labelled(counter)
-  return (job: JobLabels, by = 1) => Metric.update(withLabels({ queue: job.queue, kind: job.kind }), by)
+  const withLabels = byJob(counter)
+  return (job: JobLabels, by = 1) => Metric.update(withLabels(job), by)
 }
 const countEnqueued = jobCount(jobsEnqueued)
 const countStarted = jobCount(jobsStarted)
@@ -100,10 +110,14 @@ const countSucceeded = jobCount(jobsSucceeded)
 const countRetried = jobCount(jobsRetried)
 const countDead = jobCount(jobsDead)
 const countCancelled = jobCount(jobsCancelled)
-const enqueueToStartBy = labelled(enqueueToStart)
-const executionDurationBy = labelled(executionDuration)
-const httpRequestDurationBy = labelled(httpRequestDuration)
-
+const enqueueToStartBy = byJob(enqueueToStart)
+const executionDurationBy = byJob(executionDuration)
+type RequestLabels = { readonly route: string; readonly method: string; readonly status: string }
+const httpRequestDurationBy = labelled(
+  httpRequestDuration,
+  (labels: RequestLabels) => `${labels.route}\u0000${labels.method}\u0000${labels.status}`,
+  (labels) => ({ route: labels.route, method: labels.method, status: labels.status })
+)
 export const recordEnqueued = (jobs: ReadonlyArray<JobLabels>) =>
   Effect.forEach(jobs, (job) => countEnqueued(job), { discard: true })
 
@@ -113,7 +127,7 @@ export const recordStarted = (job: JobLabels & { readonly attempt: number; reado
     countStarted(job),
     job.attempt === 1
       ? Metric.update(
-        enqueueToStartBy({ queue: job.queue, kind: job.kind }),
+        enqueueToStartBy(job),
         Math.max(0, (job.started_at.getTime() - job.created_at.getTime()) / 1000)
       )
       : Effect.void
@@ -130,7 +144,7 @@ export const recordCancelled = (job: JobLabels) => countCancelled(job)
 export const recordLeasesExpired = (n: number) => Metric.update(leasesExpired, n)
 
 export const recordExecution = (job: JobLabels, seconds: number) =>
-  Metric.update(executionDurationBy({ queue: job.queue, kind: job.kind }), seconds)
+  Metric.update(executionDurationBy(job), seconds)
 
 /**
  * Holds the matched route template for the request being served. The outer
