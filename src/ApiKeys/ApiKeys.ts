@@ -12,6 +12,7 @@ import { Audit } from "../Audit/Audit.ts"
 import { Notifier } from "../Engine/Notifier.ts"
 import type { ApiKey } from "./Api.ts"
 import { type ApiKeyRow, ApiKeysRepo } from "./ApiKeysRepo.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const unauthorized = () => new Unauthorized({ message: "missing, malformed, unknown or revoked API key" })
 
@@ -183,7 +184,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
             )
           }
         })
-      ).pipe(Effect.orDie, Effect.withSpan("ApiKeys.bootstrap"))
+      ).pipe(Effect.orDie, traced("ApiKeys.bootstrap"))
 
       return ApiKeys.of({ create, list, revoke, authenticate, bootstrap })
     })

@@ -2,6 +2,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient, SqlSchema } from "effect/sql"
 import { ApiKeyId, ProjectId } from "../Domain/Ids.ts"
 import { KeyRole } from "../Domain/Role.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 export const ApiKeyRow = Schema.Struct({
   id: ApiKeyId,
@@ -76,25 +77,25 @@ export class ApiKeysRepo extends Context.Service<ApiKeysRepo, {
       })
 
       return ApiKeysRepo.of({
-        insert: (key) => insert(key).pipe(Effect.orDie, Effect.withSpan("ApiKeysRepo.insert")),
+        insert: (key) => insert(key).pipe(Effect.orDie, traced("ApiKeysRepo.insert")),
         findByPrefix: (prefix) =>
           findByPrefix(prefix).pipe(
             Effect.map((row) => row._tag === "Some" ? row.value : undefined),
             Effect.orDie,
-            Effect.withSpan("ApiKeysRepo.findByPrefix")
+            traced("ApiKeysRepo.findByPrefix")
           ),
         list: (projectId, after, limit) =>
-          list({ projectId, after: after ?? null, limit }).pipe(Effect.orDie, Effect.withSpan("ApiKeysRepo.list")),
+          list({ projectId, after: after ?? null, limit }).pipe(Effect.orDie, traced("ApiKeysRepo.list")),
         revoke: (projectId, id) =>
           revoke({ projectId, id }).pipe(
             Effect.map((row) => row._tag === "Some" ? row.value : undefined),
             Effect.orDie,
-            Effect.withSpan("ApiKeysRepo.revoke")
+            traced("ApiKeysRepo.revoke")
           ),
         countAll: sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM api_keys`.pipe(
           Effect.map((rows) => rows[0]?.n ?? 0),
           Effect.orDie,
-          Effect.withSpan("ApiKeysRepo.countAll")
+          traced("ApiKeysRepo.countAll")
         )
       })
     })

@@ -2,6 +2,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { ProjectId } from "../Domain/Ids.ts"
 import { AuditEntry } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const decodeEntries = Schema.decodeUnknownEffect(Schema.Array(AuditEntry))
 
@@ -31,7 +32,7 @@ export class AuditRepo extends Context.Service<AuditRepo, {
                       ${entry.request_id}, ${entry.details === undefined ? null : JSON.stringify(entry.details)}::jsonb)`.pipe(
             Effect.asVoid,
             Effect.orDie,
-            Effect.withSpan("AuditRepo.insert")
+            traced("AuditRepo.insert")
           ),
         list: (projectId, before, limit) =>
           sql`SELECT audit_log.id::text AS id, project_id, at, actor, action, target_type, target_id, request_id, details
@@ -40,7 +41,7 @@ export class AuditRepo extends Context.Service<AuditRepo, {
               ORDER BY audit_log.id DESC LIMIT ${limit}`.pipe(
             Effect.flatMap(decodeEntries),
             Effect.orDie,
-            Effect.withSpan("AuditRepo.list")
+            traced("AuditRepo.list")
           )
       })
     })

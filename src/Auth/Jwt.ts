@@ -2,6 +2,7 @@ import { Effect, Schema } from "effect"
 import { errors, jwtVerify, SignJWT } from "jose"
 import { randomUUID } from "node:crypto"
 import type { JwtKeySet } from "./Secrets.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 /** The only algorithm accepted: pinned, never taken from the token. */
 export const jwtAlgorithm = "EdDSA"
@@ -53,7 +54,7 @@ export const signAccessToken = (
       .setExpirationTime(iat + settings.ttlSeconds)
       .setJti(randomUUID())
       .sign(keys.signing.privateKey)
-  ).pipe(Effect.withSpan("Jwt.sign"))
+  ).pipe(traced("Jwt.sign"))
 }
 
 /**
@@ -90,5 +91,5 @@ export const verifyAccessToken = (
       )
     ),
     Effect.map((payload) => ({ userId: payload.sub, sessionId: payload.sid })),
-    Effect.withSpan("Jwt.verify")
+    traced("Jwt.verify")
   )

@@ -1,6 +1,7 @@
 import { hash, verify } from "@node-rs/argon2"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
+import { traced } from "../Observability/Tracing.ts"
 
 /**
  * Password hashing: Argon2id with the OWASP parameters (19 MiB, 2 passes,
@@ -21,14 +22,14 @@ export const maxPasswordLength = 1024
 
 export const hashPassword = (password: string, pepper: Uint8Array): Effect.Effect<string> =>
   Effect.promise(() => hash(password, { ...argon2Options, secret: pepper })).pipe(
-    Effect.withSpan("Password.hash")
+    traced("Password.hash")
   )
 
 /** `false` for a wrong password and for a hash that cannot be parsed; never fails. */
 export const verifyPassword = (stored: string, password: string, pepper: Uint8Array): Effect.Effect<boolean> =>
   Effect.tryPromise(() => verify(stored, password, { secret: pepper })).pipe(
     Effect.orElseSucceed(() => false),
-    Effect.withSpan("Password.verify")
+    traced("Password.verify")
   )
 
 /**

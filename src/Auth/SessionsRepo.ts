@@ -1,6 +1,7 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient, SqlSchema } from "effect/sql"
 import { UserId } from "../Domain/Ids.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const Spent = Schema.Struct({ family_id: Schema.String, user_id: UserId })
 export type Spent = typeof Spent.Type
@@ -69,28 +70,28 @@ export class SessionsRepo extends Context.Service<SessionsRepo, {
           sql`INSERT INTO refresh_families ${sql.insert({ id, user_id: userId })}`.pipe(
             Effect.asVoid,
             Effect.orDie,
-            Effect.withSpan("SessionsRepo.createFamily")
+            traced("SessionsRepo.createFamily")
           ),
         insertToken: ({ family_id, id, token_hash, ttlSeconds }) =>
           sql`INSERT INTO refresh_tokens (id, family_id, token_hash, expires_at)
               VALUES (${id}, ${family_id}, ${token_hash}, now() + make_interval(secs => ${ttlSeconds}))`.pipe(
             Effect.asVoid,
             Effect.orDie,
-            Effect.withSpan("SessionsRepo.insertToken")
+            traced("SessionsRepo.insertToken")
           ),
         spend: (hash) =>
-          spend(hash).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, Effect.withSpan("SessionsRepo.spend")),
+          spend(hash).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, traced("SessionsRepo.spend")),
         find: (hash) =>
-          find(hash).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, Effect.withSpan("SessionsRepo.find")),
+          find(hash).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, traced("SessionsRepo.find")),
         revokeFamily: (familyId, reason) =>
           sql`UPDATE refresh_families
               SET revoked_at = coalesce(revoked_at, now()), revoked_reason = coalesce(revoked_reason, ${reason})
-              WHERE id = ${familyId}`.pipe(Effect.asVoid, Effect.orDie, Effect.withSpan("SessionsRepo.revokeFamily")),
+              WHERE id = ${familyId}`.pipe(Effect.asVoid, Effect.orDie, traced("SessionsRepo.revokeFamily")),
         activeSession: (familyId, userId) =>
           activeSession({ familyId, userId }).pipe(
             Effect.map((row) => Option.getOrUndefined(row)?.email),
             Effect.orDie,
-            Effect.withSpan("SessionsRepo.activeSession")
+            traced("SessionsRepo.activeSession")
           )
       })
     })

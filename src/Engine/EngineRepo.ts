@@ -3,6 +3,7 @@ import { SqlClient } from "effect/sql"
 import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { ReviewFeedback } from "../Domain/Review.ts"
 import { RetryPolicy } from "../Queues/Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 /** A job handed to a worker: everything it needs to run one attempt, and to fail it correctly. */
 export const ClaimedJob = Schema.Struct({
@@ -273,7 +274,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
         ).pipe(
           Effect.flatMap(decodeClaimed),
           Effect.orDie,
-          Effect.withSpan("EngineRepo.claim", { attributes: { "foreman.claim.limit": request.limit } })
+          traced("EngineRepo.claim", { attributes: { "foreman.claim.limit": request.limit } })
         )
 
       const complete = (batch: ReadonlyArray<Completion>, actor: string, options?: RecordOptions) =>
@@ -307,7 +308,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           ${workerCounter("succeeded_count", "done")}
           SELECT id::text AS id, enqueue_traceparent, previous_traceparent FROM done`.pipe(
           Effect.orDie,
-          Effect.withSpan("EngineRepo.complete", { attributes: { "foreman.jobs.count": batch.length } })
+          traced("EngineRepo.complete", { attributes: { "foreman.jobs.count": batch.length } })
         )
 
       const fail = (batch: ReadonlyArray<Failure>, actor: string, type: string, options?: RecordOptions) =>
@@ -341,7 +342,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           SELECT id, state, enqueue_traceparent, previous_traceparent FROM failed`.pipe(
           Effect.flatMap(decodeFailed),
           Effect.orDie,
-          Effect.withSpan("EngineRepo.fail", { attributes: { "foreman.jobs.count": batch.length, "foreman.fail.type": type } })
+          traced("EngineRepo.fail", { attributes: { "foreman.jobs.count": batch.length, "foreman.fail.type": type } })
         )
 
       const heartbeat = (held: ReadonlyArray<Held>, leaseMs: number, progress: unknown) =>
@@ -364,7 +365,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           )
           SELECT id::text AS id, lease_expires_at FROM extended`.pipe(
           Effect.orDie,
-          Effect.withSpan("EngineRepo.heartbeat", { attributes: { "foreman.jobs.count": held.length } })
+          traced("EngineRepo.heartbeat", { attributes: { "foreman.jobs.count": held.length } })
         )
 
       const release = (held: ReadonlyArray<Held>, actor: string) =>
@@ -386,7 +387,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           SELECT id::text AS id FROM released`.pipe(
           Effect.map((rows) => rows.length),
           Effect.orDie,
-          Effect.withSpan("EngineRepo.release")
+          traced("EngineRepo.release")
         )
 
       const expiredLeases = (limit: number) =>
@@ -401,7 +402,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           FOR UPDATE OF j SKIP LOCKED`.pipe(
           Effect.flatMap(decodeExpired),
           Effect.orDie,
-          Effect.withSpan("EngineRepo.expiredLeases")
+          traced("EngineRepo.expiredLeases")
         )
 
       const promoteDue = (limit: number) =>
@@ -427,7 +428,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           SELECT (SELECT count(*) FROM promoted)::int AS n, (SELECT count(*) FROM notified)::int AS notified`.pipe(
           Effect.map((rows) => rows[0]?.n ?? 0),
           Effect.orDie,
-          Effect.withSpan("EngineRepo.promoteDue")
+          traced("EngineRepo.promoteDue")
         )
 
       const pruneFinished = (limit: number) =>
@@ -454,7 +455,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
           SELECT count(*)::int AS n FROM deleted`.pipe(
           Effect.map((rows) => rows[0]?.n ?? 0),
           Effect.orDie,
-          Effect.withSpan("EngineRepo.pruneFinished")
+          traced("EngineRepo.pruneFinished")
         )
 
       const notifyAvailable = (projectIds: ReadonlyArray<string>) =>

@@ -4,7 +4,7 @@ import http from "node:http"
 import https from "node:https"
 import net from "node:net"
 import type { ClaimedJob } from "./EngineRepo.ts"
-import { currentSpanTraceparent } from "../Observability/Tracing.ts"
+import { currentSpanTraceparent, traced } from "../Observability/Tracing.ts"
 import { type Handler, HandlerFailure } from "./Handler.ts"
 
 export const HttpJobPayload = Schema.Struct({
@@ -220,5 +220,5 @@ export const makeHttpHandler = (options: HttpKindOptions): Handler => {
         retryAfterMs: retryable ? retryAfterMs(retryAfterHeader) : undefined,
         details: result
       })
-    }).pipe(Effect.withSpan("HttpKind.request"))
+    }).pipe(traced("HttpKind.request"))
 }

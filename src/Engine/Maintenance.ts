@@ -4,6 +4,7 @@ import { startRecordedAttempt } from "./AttemptSpan.ts"
 import { EngineRepo, type ExpiredLease, type Failure } from "./EngineRepo.ts"
 import { nextRetryDelay } from "./RetryPolicy.ts"
 import { recordLeasesExpired } from "../Observability/Metrics.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const batchSize = 500
 
@@ -60,19 +61,19 @@ export const MaintenanceLive = Layer.effectDiscard(Effect.gen(function*() {
       yield* Effect.logInfo("expired leases reclaimed").pipe(Effect.annotateLogs({ count: expired.length }))
       if (expired.length < batchSize) return
     }
-  }).pipe(Effect.withSpan("Maintenance.reap"))
+  }).pipe(traced("Maintenance.reap"))
 
   const promote = Effect.gen(function*() {
     while ((yield* repo.promoteDue(batchSize)) === batchSize) {
       yield* Effect.yieldNow
     }
-  }).pipe(Effect.withSpan("Maintenance.promote"))
+  }).pipe(traced("Maintenance.promote"))
 
   const prune = Effect.gen(function*() {
     while ((yield* repo.pruneFinished(batchSize)) === batchSize) {
       yield* Effect.yieldNow
     }
-  }).pipe(Effect.withSpan("Maintenance.prune"))
+  }).pipe(traced("Maintenance.prune"))
 
   const loop = (name: string, task: Effect.Effect<void>, schedule: Schedule.Schedule<unknown>) =>
     task.pipe(

@@ -3,6 +3,7 @@ import { SqlClient } from "effect/sql"
 import { ProjectId } from "../Domain/Ids.ts"
 import { encodeCursor } from "../Domain/Pagination.ts"
 import { FeedEvent } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 /** A place in a project's feed: after the event with this transaction id and row id. */
 export interface FeedPosition {
@@ -69,7 +70,7 @@ export class EventsRepo extends Context.Service<EventsRepo, {
             })
           ),
           Effect.orDie,
-          Effect.withSpan("EventsRepo.after", { attributes: { "foreman.events.limit": limit } })
+          traced("EventsRepo.after", { attributes: { "foreman.events.limit": limit } })
         )
 
       const head = sql<{ readonly xact: string }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xact`.pipe(

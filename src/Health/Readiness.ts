@@ -3,6 +3,7 @@ import { SqlClient } from "effect/sql"
 import { currentVersion, loadMigrations } from "../Sql/Migrator.ts"
 import type { Readiness } from "./Api.ts"
 import { Notifier } from "../Engine/Notifier.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 /**
  * What `/readyz` reports. `draining` flips when the service begins shutting
@@ -52,7 +53,7 @@ export class ReadinessProbe extends Context.Service<ReadinessProbe, {
         }
         const ready = Object.values(checks).every((status) => status === "ok")
         return { status: ready ? "ready" as const : "not_ready" as const, checks }
-      }).pipe(Effect.withSpan("Readiness.check"))
+      }).pipe(traced("Readiness.check"))
 
       return ReadinessProbe.of({ check, beginDrain, drainStarted: Deferred.await(drainSignal) })
     })

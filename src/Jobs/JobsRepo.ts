@@ -5,7 +5,7 @@ import { JobId as JobIdSchema, ProjectId as ProjectIdSchema, QueueName as QueueN
 import { OnDeadline, ReviewFeedback, type ReviewPolicyPatch } from "../Domain/Review.ts"
 import { RetryPolicy } from "../Queues/Api.ts"
 import { Assignment } from "../Workers/Assignment.ts"
-import { currentTraceparent } from "../Observability/Tracing.ts"
+import { currentTraceparent, traced } from "../Observability/Tracing.ts"
 import { type Job, JobEvent, JobState, type Priority } from "./Api.ts"
 
 export const priorities: ReadonlyArray<Priority> = ["critical", "high", "normal", "low"]
@@ -175,7 +175,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           SELECT ${sql.literal(columns)} FROM inserted CROSS JOIN (SELECT count(*) FROM notified) AS n`.pipe(
           Effect.flatMap(stored),
           Effect.orDie,
-          Effect.withSpan("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })
+          traced("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })
         ))
 
       const findByIdempotencyKeys = (projectId: ProjectId, keys: ReadonlyArray<string>) =>
@@ -183,7 +183,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             WHERE project_id = ${projectId} AND idempotency_key IN ${sql.in(keys)}`.pipe(
           Effect.flatMap(stored),
           Effect.orDie,
-          Effect.withSpan("JobsRepo.findByIdempotencyKeys")
+          traced("JobsRepo.findByIdempotencyKeys")
         )
 
       const find = (projectId: ProjectId, id: JobId) =>
@@ -191,7 +191,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           Effect.flatMap(jobs),
           Effect.map((found) => found[0]),
           Effect.orDie,
-          Effect.withSpan("JobsRepo.find")
+          traced("JobsRepo.find")
         )
 
       const list = (projectId: ProjectId, filter: JobFilter, after: string | undefined, limit: number) =>
@@ -205,7 +205,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             ORDER BY id DESC LIMIT ${limit}`.pipe(
           Effect.flatMap(jobs),
           Effect.orDie,
-          Effect.withSpan("JobsRepo.list")
+          traced("JobsRepo.list")
         )
 
       const cancel = (projectId: ProjectId, id: JobId, actor: string) =>
@@ -235,7 +235,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             })
           ),
           Effect.orDie,
-          Effect.withSpan("JobsRepo.cancel")
+          traced("JobsRepo.cancel")
         )
 
       const retry = (projectId: ProjectId, id: JobId, actor: string) =>
@@ -261,7 +261,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           Effect.flatMap(jobs),
           Effect.map((found) => found[0]),
           Effect.orDie,
-          Effect.withSpan("JobsRepo.retry")
+          traced("JobsRepo.retry")
         )
 
       const events = (projectId: ProjectId, id: JobId, after: string | undefined, limit: number) =>
@@ -272,7 +272,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             ORDER BY job_events.id LIMIT ${limit}`.pipe(
           Effect.flatMap(decodeEvents),
           Effect.orDie,
-          Effect.withSpan("JobsRepo.events")
+          traced("JobsRepo.events")
         )
 
       return JobsRepo.of({ insertMany, findByIdempotencyKeys, find, list, cancel, retry, events })

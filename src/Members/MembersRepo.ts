@@ -3,6 +3,7 @@ import { SqlClient, SqlSchema } from "effect/sql"
 import { ProjectId, UserId } from "../Domain/Ids.ts"
 import { MemberRole } from "../Domain/Role.ts"
 import { Member } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const Key = Schema.Struct({ projectId: ProjectId, userId: UserId })
 const WithRole = Schema.Struct({ projectId: ProjectId, userId: UserId, role: MemberRole })
@@ -69,35 +70,35 @@ export class MembersRepo extends Context.Service<MembersRepo, {
           insert({ projectId, userId, role }).pipe(
             Effect.map(Option.getOrUndefined),
             Effect.orDie,
-            Effect.withSpan("MembersRepo.insert")
+            traced("MembersRepo.insert")
           ),
         find: (projectId, userId) =>
-          find({ projectId, userId }).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, Effect.withSpan("MembersRepo.find")),
+          find({ projectId, userId }).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, traced("MembersRepo.find")),
         list: (projectId, after, limit) =>
-          list({ projectId, after: after ?? null, limit }).pipe(Effect.orDie, Effect.withSpan("MembersRepo.list")),
+          list({ projectId, after: after ?? null, limit }).pipe(Effect.orDie, traced("MembersRepo.list")),
         updateRole: (projectId, userId, role) =>
           updateRole({ projectId, userId, role }).pipe(
             Effect.map(Option.getOrUndefined),
             Effect.orDie,
-            Effect.withSpan("MembersRepo.updateRole")
+            traced("MembersRepo.updateRole")
           ),
         remove: (projectId, userId) =>
           sql`DELETE FROM project_members WHERE project_id = ${projectId} AND user_id = ${userId} RETURNING 1`.pipe(
             Effect.map((rows) => rows.length > 0),
             Effect.orDie,
-            Effect.withSpan("MembersRepo.remove")
+            traced("MembersRepo.remove")
           ),
         lockOwners: (projectId) =>
           sql`SELECT user_id FROM project_members WHERE project_id = ${projectId} AND role = 'owner' FOR UPDATE`.pipe(
             Effect.map((rows) => rows.length),
             Effect.orDie,
-            Effect.withSpan("MembersRepo.lockOwners")
+            traced("MembersRepo.lockOwners")
           ),
         userExists: (userId) =>
           sql`SELECT 1 FROM users WHERE id = ${userId}`.pipe(
             Effect.map((rows) => rows.length > 0),
             Effect.orDie,
-            Effect.withSpan("MembersRepo.userExists")
+            traced("MembersRepo.userExists")
           )
       })
     })

@@ -2,6 +2,7 @@ import { Context, Effect, Layer, Option, Schema } from "effect"
 import { SqlClient, SqlSchema } from "effect/sql"
 import { ProjectId } from "../Domain/Ids.ts"
 import { Project } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const columns = "id, name, created_at, updated_at"
 
@@ -53,19 +54,19 @@ export class ProjectsRepo extends Context.Service<ProjectsRepo, {
       })
 
       return ProjectsRepo.of({
-        insert: (id, name) => insert({ id, name }).pipe(Effect.orDie, Effect.withSpan("ProjectsRepo.insert")),
+        insert: (id, name) => insert({ id, name }).pipe(Effect.orDie, traced("ProjectsRepo.insert")),
         findById: (id) =>
-          findById(id).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, Effect.withSpan("ProjectsRepo.findById")),
+          findById(id).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, traced("ProjectsRepo.findById")),
         exists: (id) =>
           sql`SELECT 1 FROM projects WHERE id = ${id}`.pipe(
             Effect.map((rows) => rows.length > 0),
             Effect.orDie,
-            Effect.withSpan("ProjectsRepo.exists")
+            traced("ProjectsRepo.exists")
           ),
         list: (only, after, limit) =>
-          list({ only, after: after ?? null, limit }).pipe(Effect.orDie, Effect.withSpan("ProjectsRepo.list")),
+          list({ only, after: after ?? null, limit }).pipe(Effect.orDie, traced("ProjectsRepo.list")),
         rename: (id, name) =>
-          rename({ id, name }).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, Effect.withSpan("ProjectsRepo.rename"))
+          rename({ id, name }).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, traced("ProjectsRepo.rename"))
       })
     })
   )

@@ -3,6 +3,7 @@ import { SqlClient, SqlSchema } from "effect/sql"
 import { ProjectId, QueueId, QueueName } from "../Domain/Ids.ts"
 import { OnDeadline, type ReviewPolicy } from "../Domain/Review.ts"
 import type { Queue, RetryPolicy } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const QueueRow = Schema.Struct({
   id: QueueId,
@@ -112,19 +113,19 @@ export class QueuesRepo extends Context.Service<QueuesRepo, {
               RETURNING ${sql.literal(columns)}`.pipe(
             Effect.flatMap(firstQueue),
             Effect.orDie,
-            Effect.withSpan("QueuesRepo.insert")
+            traced("QueuesRepo.insert")
           ),
         find: (projectId, name, forUpdate = false) =>
           find({ projectId, name, forUpdate }).pipe(
             Effect.map((row) => Option.getOrUndefined(Option.map(row, toQueue))),
             Effect.orDie,
-            Effect.withSpan("QueuesRepo.find")
+            traced("QueuesRepo.find")
           ),
         list: (projectId, after, limit) =>
           list({ projectId, after: after ?? null, limit }).pipe(
             Effect.map((rows) => rows.map(toQueue)),
             Effect.orDie,
-            Effect.withSpan("QueuesRepo.list")
+            traced("QueuesRepo.list")
           ),
         update: (projectId, name, settings) =>
           sql`UPDATE queues SET ${sql.update(settingsColumns(settings))}, updated_at = now()
@@ -132,7 +133,7 @@ export class QueuesRepo extends Context.Service<QueuesRepo, {
               RETURNING ${sql.literal(columns)}`.pipe(
             Effect.flatMap(firstQueue),
             Effect.orDie,
-            Effect.withSpan("QueuesRepo.update")
+            traced("QueuesRepo.update")
           )
       })
     })

@@ -11,6 +11,7 @@ import { JobsRepo } from "../Jobs/JobsRepo.ts"
 import { Projects } from "../Projects/Projects.ts"
 import type { Decision, Review } from "./Api.ts"
 import { type Decided, type ReviewFilter, ReviewsRepo } from "./ReviewsRepo.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const jobNotFound = () => new NotFound({ message: "job not found" })
 
@@ -133,7 +134,7 @@ export class Reviews extends Context.Service<Reviews, {
           }
           if (decided.length < sweepBatch) return totals
         }
-      }).pipe(Effect.withSpan("Reviews.sweepDeadlines"))
+      }).pipe(traced("Reviews.sweepDeadlines"))
 
       return Reviews.of({ list, approve, reject, sweepDeadlines })
     })

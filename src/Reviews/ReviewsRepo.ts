@@ -5,6 +5,7 @@ import { JobId as JobIdSchema, ProjectId as ProjectIdSchema } from "../Domain/Id
 import { OnDeadline } from "../Domain/Review.ts"
 import { JobState } from "../Jobs/Api.ts"
 import { type Decision, Review } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const decodeReviews = Schema.decodeUnknownEffect(Schema.Array(Review))
 
@@ -79,7 +80,7 @@ export class ReviewsRepo extends Context.Service<ReviewsRepo, {
             ORDER BY id LIMIT ${limit}`.pipe(
           Effect.flatMap(decodeReviews),
           Effect.orDie,
-          Effect.withSpan("ReviewsRepo.list")
+          traced("ReviewsRepo.list")
         )
 
       const decide = (projectId: ProjectId, id: JobId, input: DecisionInput) => {
@@ -132,7 +133,7 @@ export class ReviewsRepo extends Context.Service<ReviewsRepo, {
           Effect.flatMap(decodeDecided),
           Effect.map((rows) => rows[0]),
           Effect.orDie,
-          Effect.withSpan("ReviewsRepo.decide", { attributes: { "foreman.review.decision": input.decision } })
+          traced("ReviewsRepo.decide", { attributes: { "foreman.review.decision": input.decision } })
         )
       }
 
@@ -171,7 +172,7 @@ export class ReviewsRepo extends Context.Service<ReviewsRepo, {
           SELECT c.id, c.project_id, c.state, c.attempt, c.worker_id::text AS worker_id, c.outcome FROM changed c`.pipe(
           Effect.flatMap(decodeDecided),
           Effect.orDie,
-          Effect.withSpan("ReviewsRepo.sweepDeadlines")
+          traced("ReviewsRepo.sweepDeadlines")
         )
 
       return ReviewsRepo.of({ list, decide, sweepDeadlines })

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs"
 import { chmod, mkdir, stat } from "node:fs/promises"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
+import { traced } from "../Observability/Tracing.ts"
 
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
   readonly message: string
@@ -108,5 +109,5 @@ export const startEmbeddedPostgres = (options: EmbeddedOptions) =>
     (pg) => Effect.promise(() => pg.stop())
   ).pipe(
     Effect.map(() => Redacted.make(`postgres://${user}:${password}@127.0.0.1:${options.port}/foreman`)),
-    Effect.withSpan("EmbeddedPostgres.start")
+    traced("EmbeddedPostgres.start")
   )

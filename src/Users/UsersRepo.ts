@@ -3,6 +3,7 @@ import { SqlClient, SqlSchema } from "effect/sql"
 import { ProjectId, UserId } from "../Domain/Ids.ts"
 import { MemberRole } from "../Domain/Role.ts"
 import { User } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 export const UserRow = Schema.Struct({
   ...User.fields,
@@ -69,18 +70,18 @@ export class UsersRepo extends Context.Service<UsersRepo, {
 
       return UsersRepo.of({
         insert: (user) =>
-          insert(user).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, Effect.withSpan("UsersRepo.insert")),
+          insert(user).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, traced("UsersRepo.insert")),
         findByEmail: (email) =>
           findByEmail(email).pipe(
             Effect.map(Option.getOrUndefined),
             Effect.orDie,
-            Effect.withSpan("UsersRepo.findByEmail")
+            traced("UsersRepo.findByEmail")
           ),
         findById: (id) =>
-          findById(id).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, Effect.withSpan("UsersRepo.findById")),
+          findById(id).pipe(Effect.map(Option.getOrUndefined), Effect.orDie, traced("UsersRepo.findById")),
         list: (after, limit) =>
-          list({ after: after ?? null, limit }).pipe(Effect.orDie, Effect.withSpan("UsersRepo.list")),
-        memberships: (id) => memberships(id).pipe(Effect.orDie, Effect.withSpan("UsersRepo.memberships"))
+          list({ after: after ?? null, limit }).pipe(Effect.orDie, traced("UsersRepo.list")),
+        memberships: (id) => memberships(id).pipe(Effect.orDie, traced("UsersRepo.memberships"))
       })
     })
   )

@@ -7,6 +7,7 @@ import { type Handler, HandlerFailure } from "../Engine/Handler.ts"
 import { makeHttpHandler } from "../Engine/HttpKind.ts"
 import { WebhookSecrets } from "./Secrets.ts"
 import { messageId, WebhooksRepo } from "./WebhooksRepo.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 /** Standard Webhooks v1: base64 HMAC-SHA256 of `id.timestamp.body`, keyed with the secret's bytes after `whsec_`. */
 export const signature = (secret: string, id: string, timestamp: number, body: string): string =>
@@ -128,7 +129,7 @@ export const makeWebhookHandler = Effect.gen(function*() {
         retryAfterMs: failure.retryAfterMs,
         details: { status, latency_ms: latencyMs }
       })
-    }).pipe(Effect.withSpan("Webhooks.deliver", { attributes: { "foreman.delivery.id": job.id } }))
+    }).pipe(traced("Webhooks.deliver", { attributes: { "foreman.delivery.id": job.id } }))
 
   return handler
 })

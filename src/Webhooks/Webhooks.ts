@@ -20,6 +20,7 @@ import type {
 } from "./Api.ts"
 import { WebhookSecrets } from "./Secrets.ts"
 import { type NewDelivery, toWebhook, WebhooksRepo, type WebhooksQueueSettings } from "./WebhooksRepo.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 /** How long the secret replaced by a rotation keeps signing, so receivers can roll over. */
 export const rotationGraceSeconds = 24 * 3600
@@ -211,7 +212,7 @@ export class Webhooks extends Context.Service<Webhooks, {
           yield* repo.enqueue(projectId, batch, queueSettings)
           yield* repo.advanceCursor(projectId, last.position)
           return rows.length === config.eventsBatchSize
-        })).pipe(Effect.orDie, Effect.withSpan("Webhooks.dispatch", { attributes: { "foreman.project.id": projectId } }))
+        })).pipe(Effect.orDie, traced("Webhooks.dispatch", { attributes: { "foreman.project.id": projectId } }))
 
       /** `more`: a project had a full batch; `active`: some project has subscriptions (a cursor). */
       const dispatchAll = Effect.gen(function*() {

@@ -3,6 +3,7 @@ import { SqlClient } from "effect/sql"
 import { newId, ProjectId, webhooksQueue } from "../Domain/Ids.ts"
 import type { FeedPosition } from "../Events/EventsRepo.ts"
 import { DeliveryId, Webhook, type WebhookDelivery, WebhookId } from "./Api.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 const SubscriptionRow = Schema.Struct({
   ...Webhook.fields,
@@ -164,20 +165,20 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
           Effect.flatMap(first),
           Effect.flatMap((found) => found === undefined ? Effect.die(new Error("insert returned no row")) : Effect.succeed(found)),
           Effect.orDie,
-          Effect.withSpan("WebhooksRepo.insert")
+          traced("WebhooksRepo.insert")
         )
 
       const list = (projectId: ProjectId, after: string | undefined, limit: number) =>
         sql`SELECT ${sql.literal(subscriptionColumns)} FROM webhook_subscriptions
             WHERE project_id = ${projectId} ${after === undefined ? sql`` : sql`AND id < ${after}`}
-            ORDER BY id DESC LIMIT ${limit}`.pipe(Effect.flatMap(subscriptions), Effect.orDie, Effect.withSpan("WebhooksRepo.list"))
+            ORDER BY id DESC LIMIT ${limit}`.pipe(Effect.flatMap(subscriptions), Effect.orDie, traced("WebhooksRepo.list"))
 
       const find = (projectId: ProjectId, id: WebhookId, forUpdate = false) =>
         sql`SELECT ${sql.literal(subscriptionColumns)} FROM webhook_subscriptions
             WHERE project_id = ${projectId} AND id = ${id} ${forUpdate ? sql`FOR UPDATE` : sql``}`.pipe(
           Effect.flatMap(first),
           Effect.orDie,
-          Effect.withSpan("WebhooksRepo.find")
+          traced("WebhooksRepo.find")
         )
 
       const update = (
@@ -191,11 +192,11 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
               disabled_reason = CASE WHEN ${fields.enabled} THEN NULL ELSE disabled_reason END,
               enabled = ${fields.enabled}, updated_at = now()
           WHERE project_id = ${projectId} AND id = ${id}
-          RETURNING ${sql.literal(subscriptionColumns)}`.pipe(Effect.flatMap(first), Effect.orDie, Effect.withSpan("WebhooksRepo.update"))
+          RETURNING ${sql.literal(subscriptionColumns)}`.pipe(Effect.flatMap(first), Effect.orDie, traced("WebhooksRepo.update"))
 
       const remove = (projectId: ProjectId, id: WebhookId) =>
         sql`DELETE FROM webhook_subscriptions WHERE project_id = ${projectId} AND id = ${id}
-            RETURNING ${sql.literal(subscriptionColumns)}`.pipe(Effect.flatMap(first), Effect.orDie, Effect.withSpan("WebhooksRepo.remove"))
+            RETURNING ${sql.literal(subscriptionColumns)}`.pipe(Effect.flatMap(first), Effect.orDie, traced("WebhooksRepo.remove"))
 
       const rotate = (projectId: ProjectId, id: WebhookId, sealedSecret: string, graceSeconds: number) =>
         sql`
@@ -204,7 +205,7 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
               previous_secret_expires_at = now() + ${graceSeconds} * interval '1 second',
               secret_ciphertext = ${sealedSecret}, updated_at = now()
           WHERE project_id = ${projectId} AND id = ${id}
-          RETURNING ${sql.literal(subscriptionColumns)}`.pipe(Effect.flatMap(first), Effect.orDie, Effect.withSpan("WebhooksRepo.rotate"))
+          RETURNING ${sql.literal(subscriptionColumns)}`.pipe(Effect.flatMap(first), Effect.orDie, traced("WebhooksRepo.rotate"))
 
       const deliveries = (projectId: ProjectId, webhookId: WebhookId, after: string | undefined, limit: number, only?: string) =>
         sql`
@@ -223,7 +224,7 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
           Effect.flatMap(decodeDeliveries),
           Effect.map((rows) => rows.map(toDelivery)),
           Effect.orDie,
-          Effect.withSpan("WebhooksRepo.deliveries")
+          traced("WebhooksRepo.deliveries")
         )
 
       const ensureQueue = (projectId: ProjectId, queue: WebhooksQueueSettings) =>
@@ -288,7 +289,7 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
           yield* insertJobs(projectId, [deliveryId], actor)
           yield* notify(projectId)
           return "redelivered" as const
-        })).pipe(Effect.orDie, Effect.withSpan("WebhooksRepo.redeliver"))
+        })).pipe(Effect.orDie, traced("WebhooksRepo.redeliver"))
 
       const target = (deliveryId: string) =>
         sql`
@@ -299,7 +300,7 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
           Effect.flatMap(decodeTargets),
           Effect.map((rows) => rows[0]),
           Effect.orDie,
-          Effect.withSpan("WebhooksRepo.target")
+          traced("WebhooksRepo.target")
         )
 
       const recordAttempt = (attempt: Attempt) =>
@@ -362,7 +363,7 @@ export class WebhooksRepo extends Context.Service<WebhooksRepo, {
           const n = yield* insertJobs(projectId, inserted.map((row) => row.id), "system")
           yield* notify(projectId)
           return n
-        }).pipe(Effect.orDie, Effect.withSpan("WebhooksRepo.enqueue", { attributes: { "foreman.deliveries.count": batch.length } }))
+        }).pipe(Effect.orDie, traced("WebhooksRepo.enqueue", { attributes: { "foreman.deliveries.count": batch.length } }))
 
       const prune = (retentionSeconds: number, limit: number) =>
         sql<{ readonly n: number }>`

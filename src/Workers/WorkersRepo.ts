@@ -4,6 +4,7 @@ import { type ProjectId, UserId, type WorkerId, WorkerId as WorkerIdSchema } fro
 import { Worker, WorkerLease } from "./Api.ts"
 import type { AssignmentColumns } from "./Assignment.ts"
 import { reputation } from "./Reputation.ts"
+import { traced } from "../Observability/Tracing.ts"
 
 // The API's worker with its counters flat and no reputation (computed from them in toWorker).
 const WorkerRow = Schema.Struct({
@@ -151,7 +152,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           Effect.andThen(select(sql`w.id = ${worker.id}`, liveness, 1)),
           Effect.flatMap((rows) => rows[0] === undefined ? Effect.die(new Error("insert returned no worker")) : Effect.succeed(rows[0])),
           Effect.orDie,
-          Effect.withSpan("WorkersRepo.insert")
+          traced("WorkersRepo.insert")
         )
 
       const upsertInstance = (instance: {
@@ -171,7 +172,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           Effect.flatMap((rows) => rows[0] === undefined ? Effect.die(new Error("upsert returned no worker")) : Effect.succeed(rows[0].id)),
           Effect.map((id) => WorkerIdSchema.make(id)),
           Effect.orDie,
-          Effect.withSpan("WorkersRepo.upsertInstance")
+          traced("WorkersRepo.upsertInstance")
         )
 
       const touchInstance = (id: WorkerId) =>
@@ -183,7 +184,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           Effect.flatMap(decodeClaiming),
           Effect.map((rows) => rows[0]),
           Effect.orDie,
-          Effect.withSpan("WorkersRepo.touch")
+          traced("WorkersRepo.touch")
         )
 
       const list = (projectId: ProjectId | null, after: string | undefined, limit: number, liveness: Liveness) =>
@@ -192,7 +193,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
               ${after === undefined ? sql`` : sql`AND w.id < ${after}`}`,
           liveness,
           limit
-        ).pipe(Effect.withSpan("WorkersRepo.list"))
+        ).pipe(traced("WorkersRepo.list"))
 
       const inScope = (projectId: ProjectId | null) =>
         projectId === null ? sql`w.project_id IS NULL` : sql`w.project_id = ${projectId}`
@@ -200,7 +201,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
       const find = (projectId: ProjectId | null, id: WorkerId, liveness: Liveness) =>
         select(sql`${inScope(projectId)} AND w.id = ${id}`, liveness, 1).pipe(
           Effect.map((rows) => rows[0]),
-          Effect.withSpan("WorkersRepo.find")
+          traced("WorkersRepo.find")
         )
 
       const leases = (id: WorkerId, limit: number) =>
@@ -209,7 +210,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
             ORDER BY started_at, id LIMIT ${limit}`.pipe(
           Effect.flatMap(decodeLeases),
           Effect.orDie,
-          Effect.withSpan("WorkersRepo.leases")
+          traced("WorkersRepo.leases")
         )
 
       // Two statements: the first locks the worker row, waiting for claims in flight (they
@@ -259,7 +260,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
             )
             SELECT (SELECT count(*) FROM released)::int AS n, (SELECT count(*) FROM notified)::int AS notified`
           return { changed: true, released: released[0]?.n ?? 0 }
-        }).pipe(Effect.orDie, Effect.withSpan("WorkersRepo.setDisabled"))
+        }).pipe(Effect.orDie, traced("WorkersRepo.setDisabled"))
 
       const unknownAssignees = (projectId: ProjectId, workerIds: ReadonlyArray<string>, userIds: ReadonlyArray<string>) =>
         Effect.all({
@@ -280,7 +281,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
             }
           }),
           Effect.orDie,
-          Effect.withSpan("WorkersRepo.unknownAssignees")
+          traced("WorkersRepo.unknownAssignees")
         )
 
       const assignJob = (projectId: ProjectId, jobId: string, assign: AssignmentColumns, actor: string) =>
@@ -312,7 +313,7 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           SELECT state, (SELECT count(*) FROM notified) AS notified FROM updated`.pipe(
           Effect.map((rows) => rows[0]?.state),
           Effect.orDie,
-          Effect.withSpan("WorkersRepo.assignJob")
+          traced("WorkersRepo.assignJob")
         )
 
       return WorkersRepo.of({
