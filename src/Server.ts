@@ -47,6 +47,7 @@ import { DatabaseLive } from "./Sql/Database.ts"
 import { EngineRepo } from "./Engine/EngineRepo.ts"
 import { Handlers } from "./Engine/Handlers.ts"
 import { MaintenanceLive } from "./Engine/Maintenance.ts"
+import { LocalDispatch } from "./Engine/LocalDispatch.ts"
 import { Notifier } from "./Engine/Notifier.ts"
 import { requestLogger } from "./Observability/Logging.ts"
 import { metricsMiddleware, MetricsRoute, OpsPathsHidden, PrometheusMetrics, RouteTemplate } from "./Observability/Metrics.ts"
@@ -86,7 +87,7 @@ const RepositoriesLive = Layer.mergeAll(
 export const ServicesLive = Layer.mergeAll(ApiKeys.layer, Events.layer, Webhooks.layer, Queues.layer, Jobs.layer, Workers.layer, Reviews.layer, RateLimits.layer).pipe(
   Layer.provideMerge(Layer.mergeAll(Users.layer, Sessions.layer, Members.layer)),
   Layer.provideMerge(Layer.mergeAll(Audit.layer, ReadinessProbe.layer, WebhookSecrets.layer)),
-  Layer.provideMerge(Layer.merge(Projects.layer, Notifier.layer)),
+  Layer.provideMerge(Layer.mergeAll(Projects.layer, Notifier.layer, LocalDispatch.layer)),
   Layer.provideMerge(RepositoriesLive),
   Layer.provideMerge(DatabaseReadyLive),
   // Built first: missing identity secrets stop startup before the database is touched.

@@ -73,6 +73,8 @@ export interface AppConfigShape {
   readonly workerGoneSeconds: number
   /** How long a verified API key is trusted from memory; `0` looks every key up on every request. */
   readonly apiKeyCacheMs: number
+  /** Whether a single job enqueued on an idle engine instance is inserted already claimed by it. */
+  readonly eagerDispatch: boolean
 }
 
 export const appConfig = Config.all({
@@ -120,7 +122,8 @@ export const appConfig = Config.all({
   workerLabels: Config.String("FOREMAN_WORKER_LABELS").pipe(Config.withDefault(""), Config.map(list)),
   workerActiveSeconds: intBetween("FOREMAN_WORKER_ACTIVE_SECONDS", 1, 86_400, 30),
   workerGoneSeconds: intBetween("FOREMAN_WORKER_GONE_SECONDS", 1, 31_536_000, 300),
-  apiKeyCacheMs: intBetween("FOREMAN_API_KEY_CACHE_MS", 0, 3_600_000, 60_000)
+  apiKeyCacheMs: intBetween("FOREMAN_API_KEY_CACHE_MS", 0, 3_600_000, 60_000),
+  eagerDispatch: Config.Boolean("FOREMAN_EAGER_DISPATCH").pipe(Config.withDefault(true))
 })
 
 export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("foreman/AppConfig") {

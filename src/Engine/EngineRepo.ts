@@ -119,11 +119,12 @@ const decodeExpired = Schema.decodeUnknownEffect(Schema.Array(ExpiredLease))
 const FailedRow = Schema.Struct({ ...RecordedAttempt.fields, state: Schema.String })
 const decodeFailed = Schema.decodeUnknownEffect(Schema.Array(FailedRow))
 
-/** A job's effective retry policy: its own override, else its queue's, with the job's max_attempts. */
-const effectivePolicy = (job: string) =>
+/** A job's effective retry policy: its own override, else its queue's (`q`), with the job's max_attempts. */
+export const effectiveRetryPolicy = (job: string) =>
   `coalesce(${job}.retry_policy, jsonb_build_object(
     'max_attempts', ${job}.max_attempts, 'initial_delay_ms', q.backoff_initial_ms, 'factor', q.backoff_factor,
-    'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter)) AS retry_policy`
+    'max_delay_ms', q.backoff_max_ms, 'jitter', q.backoff_jitter))`
+const effectivePolicy = (job: string) => `${effectiveRetryPolicy(job)} AS retry_policy`
 
 const claimedColumns = `c.id, c.project_id, c.queue, c.kind, c.payload, c.priority, c.attempt, c.max_attempts,
   c.timeout_ms, c.lease_token::text AS lease_token, c.lease_expires_at, c.started_at, c.created_at, c.traceparent,

@@ -3,6 +3,7 @@ import { AppConfig } from "../Config/AppConfig.ts"
 import { type ClaimedJob, type Completion, EngineRepo, type Failure } from "./EngineRepo.ts"
 import { HandlerFailure } from "./Handler.ts"
 import { Handlers } from "./Handlers.ts"
+import { LocalDispatch } from "./LocalDispatch.ts"
 import { Notifier } from "./Notifier.ts"
 import * as Metrics from "../Observability/Metrics.ts"
 import { attemptLinks, currentSpanTraceparent } from "../Observability/Tracing.ts"
@@ -89,6 +90,7 @@ export class Runner extends Context.Service<Runner, {
       const repo = yield* EngineRepo
       const handlers = yield* Handlers
       const notifier = yield* Notifier
+      const dispatch = yield* LocalDispatch
       const scope = yield* Scope.Scope
       const actor = `instance:${config.instanceId}`
       // This instance in the worker registry: its claims, outcomes and liveness show there.
@@ -116,6 +118,9 @@ export class Runner extends Context.Service<Runner, {
       // Loops that stopped claiming for want of free slots: a finished attempt wakes them. Loops
       // whose last claim found no more work wait for new work (a signal, or the poll) instead.
       let waitingForSlots = 0
+      // Whether the last claim came back full: there may be due jobs waiting, and eager dispatch
+      // would let a new job overtake them.
+      let backlog = true
 
       const runAttempt = (job: ClaimedJob) => {
         const handler = handlers.get(job.kind)
@@ -236,6 +241,7 @@ export class Runner extends Context.Service<Runner, {
                 const fiber = yield* Effect.forkIn(runAttempt(job), attemptScope)
                 if (slot !== undefined && slot.token === job.lease_token) slot.fiber = fiber
               }
+              backlog = jobs.length === limit
               if (jobs.length === limit) {
                 const other = kicks[(index + 1) % kicks.length]
                 if (other !== undefined && other !== kick) yield* Queue.offer(other, undefined)
@@ -357,6 +363,50 @@ export class Runner extends Context.Service<Runner, {
           yield* Effect.logInfo("engine stopped").pipe(Effect.annotateLogs({ released }))
         })
       )
+
+      // Eager dispatch. Attached after the shutdown finalizer above, so it is detached first.
+      const runnerContext = yield* Effect.context<never>()
+      const startEager = (job: ClaimedJob) =>
+        Effect.suspend(() => {
+          running.set(job.id, { token: job.lease_token, fiber: undefined })
+          // Forked with the engine's own context, not the enqueueing request's.
+          return Effect.forkIn(Effect.provideContext(runAttempt(job), runnerContext), attemptScope).pipe(
+            Effect.tap((fiber) =>
+              Effect.sync(() => {
+                const slot = running.get(job.id)
+                if (slot !== undefined && slot.token === job.lease_token) slot.fiber = fiber
+              })
+            ),
+            Effect.asVoid
+          )
+        })
+      yield* dispatch.attach({
+        reserve: (kind) => {
+          if (!config.eagerDispatch || stopping || backlog || waitingForSlots > 0 || handlers.get(kind) === undefined) {
+            return undefined
+          }
+          if (config.workerConcurrency - running.size - reserved < 1) return undefined
+          reserved++
+          let open = true
+          const settle = () => {
+            const was = open
+            if (open) {
+              open = false
+              reserved--
+            }
+            return was
+          }
+          return {
+            workerId: self,
+            leaseMs: config.leaseMs,
+            actor,
+            start: (job) => Effect.suspend(() => settle() ? startEager(job) : Effect.void),
+            cancel: Effect.sync(() => {
+              settle()
+            })
+          }
+        }
+      })
 
       return Runner.of({ inFlight: Effect.sync(() => running.size) })
     })

@@ -31,6 +31,7 @@ import { recordCancelled, recordEnqueued } from "../Observability/Metrics.ts"
 import { checkAssignees } from "../Workers/Assignees.ts"
 import { toColumns } from "../Workers/Assignment.ts"
 import { WorkersRepo } from "../Workers/WorkersRepo.ts"
+import { LocalDispatch, type Reservation } from "../Engine/LocalDispatch.ts"
 
 type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unprocessable | ValidationError
 
@@ -80,6 +81,7 @@ export class Jobs extends Context.Service<Jobs, {
       const engine = yield* EngineRepo
       const audit = yield* Audit
       const workers = yield* WorkersRepo
+      const dispatch = yield* LocalDispatch
 
       /** `index` is the item's place in a batch, `undefined` for the single-job endpoint. */
       const prepare = (item: EnqueueJob, index: number | undefined, now: number): Effect.Effect<NewJob, EnqueueError> => {
@@ -124,10 +126,15 @@ export class Jobs extends Context.Service<Jobs, {
         projectId: ProjectId,
         batch: ReadonlyArray<NewJob>,
         actor: string,
-        single: boolean
+        single: boolean,
+        reservation: Reservation | undefined
       ) {
-        const inserted = yield* repo.insertMany(projectId, batch, actor)
+        const inserted = yield* repo.insertMany(projectId, batch, actor, reservation)
         yield* recordEnqueued(inserted.map((row) => row.job))
+        if (reservation !== undefined) {
+          const claimed = inserted.find((row) => row.claimed !== undefined)?.claimed
+          yield* claimed === undefined ? reservation.cancel : reservation.start(claimed)
+        }
         const byId = new Map<string, StoredJob>(inserted.map((row) => [row.job.id, row]))
         if (inserted.length === batch.length) return batch.flatMap((job) => byId.get(job.id)?.job ?? [])
         const keys = batch.flatMap((job) => byId.has(job.id) || job.idempotency_key === null ? [] : [job.idempotency_key])
@@ -170,7 +177,21 @@ export class Jobs extends Context.Service<Jobs, {
         // A batch's rows are all or nothing: a row refused after others went in (unknown queue, idempotency
         // conflict) rolls the others back. One row is a single statement, atomic without a transaction, and
         // saves the BEGIN and COMMIT round trips on the hottest path.
-        const written = reconcile(projectId, batch, actor, single)
+        const first = batch[0]
+        // Eager dispatch: one due, unassigned job whose kind this instance's idle engine runs.
+        const reservation = single && first !== undefined && config.eagerDispatch && first.run_at === null &&
+            (first.delay_ms ?? 0) === 0 && first.assigned_worker_id === null && first.assigned_label === null &&
+            first.assigned_user_id === null
+          ? dispatch.reserve(first.kind)
+          : undefined
+        if (reservation !== undefined) {
+          // Uninterruptible from insert to hand-over: a job inserted as running but never started
+          // would wait for its lease to expire. The slot goes back on every other outcome.
+          return yield* Effect.uninterruptible(reconcile(projectId, batch, actor, single, reservation)).pipe(
+            Effect.onExit(() => reservation.cancel)
+          )
+        }
+        const written = reconcile(projectId, batch, actor, single, undefined)
         return yield* (batch.length === 1 ? written : sql.withTransaction(written)).pipe(Effect.catchTag("SqlError", Effect.die))
       })
 

@@ -5,6 +5,7 @@ import { JobId as JobIdSchema, ProjectId as ProjectIdSchema, QueueName as QueueN
 import { OnDeadline, ReviewFeedback, type ReviewPolicyPatch } from "../Domain/Review.ts"
 import { RetryPolicy } from "../Queues/Api.ts"
 import { Assignment } from "../Workers/Assignment.ts"
+import { type ClaimedJob, effectiveRetryPolicy } from "../Engine/EngineRepo.ts"
 import { currentTraceparent, traced } from "../Observability/Tracing.ts"
 import { type Job, JobEvent, JobState, type Priority } from "./Api.ts"
 
@@ -46,6 +47,28 @@ type JobRow = typeof JobRow.Type
 const decodeRows = Schema.decodeUnknownEffect(Schema.Array(JobRow))
 const decodeEvents = Schema.decodeUnknownEffect(Schema.Array(JobEvent))
 
+/** What the insert returns: the job, plus what an eagerly dispatched one needs to run. */
+const InsertedRow = Schema.Struct({
+  ...JobRow.fields,
+  lease_token: Schema.NullOr(Schema.String),
+  traceparent: Schema.NullOr(Schema.String),
+  effective_retry_policy: Schema.NullOr(RetryPolicy)
+})
+const decodeInserted = Schema.decodeUnknownEffect(Schema.Array(InsertedRow))
+
+/** The engine instance that claims a job at insert time (eager dispatch), and its lease. */
+export interface EagerClaim {
+  readonly workerId: string
+  readonly leaseMs: number
+  /** The `started` event's actor. */
+  readonly actor: string
+}
+
+/** An inserted job; `claimed` when it was inserted as `running` under an eager claim. */
+export interface InsertedJob extends StoredJob {
+  readonly claimed: ClaimedJob | undefined
+}
+
 /** A job as stored, plus the request hash that idempotent replays are compared against. */
 export interface StoredJob {
   readonly job: Job
@@ -60,6 +83,33 @@ const toStored = ({ request_hash, review_required, review_deadline_ms, review_on
   },
   requestHash: request_hash === null ? null : Buffer.from(request_hash).toString("hex")
 })
+
+const toInserted = ({ lease_token, traceparent, effective_retry_policy, ...row }: typeof InsertedRow.Type): InsertedJob => {
+  const stored = toStored(row)
+  const claimed = row.state === "running" && lease_token !== null && effective_retry_policy !== null &&
+      row.lease_expires_at !== null && row.started_at !== null
+    ? {
+      id: row.id,
+      project_id: row.project_id,
+      queue: row.queue,
+      kind: row.kind,
+      payload: row.payload,
+      priority: row.priority,
+      attempt: row.attempt,
+      max_attempts: row.max_attempts,
+      timeout_ms: row.timeout_ms,
+      lease_token,
+      lease_expires_at: row.lease_expires_at,
+      started_at: row.started_at,
+      created_at: row.created_at,
+      retry_policy: effective_retry_policy,
+      traceparent,
+      last_attempt_traceparent: null,
+      review_feedback: null
+    }
+    : undefined
+  return { ...stored, claimed }
+}
 
 const columns = `id, project_id, queue, kind, payload, priority, state, attempt, max_attempts, timeout_ms, run_at,
   idempotency_key, request_hash, retry_policy, progress, result, last_error, started_at, lease_expires_at,
@@ -110,7 +160,12 @@ export class JobsRepo extends Context.Service<JobsRepo, {
    * in one statement that also records their `enqueued` events. Returns what
    * was inserted; the caller reconciles the rest.
    */
-  insertMany(projectId: ProjectId, jobs: ReadonlyArray<NewJob>, actor: string): Effect.Effect<ReadonlyArray<StoredJob>>
+  insertMany(
+    projectId: ProjectId,
+    jobs: ReadonlyArray<NewJob>,
+    actor: string,
+    eager?: EagerClaim
+  ): Effect.Effect<ReadonlyArray<InsertedJob>>
   findByIdempotencyKeys(projectId: ProjectId, keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<StoredJob>>
   find(projectId: ProjectId, id: JobId): Effect.Effect<Job | undefined>
   list(projectId: ProjectId, filter: JobFilter, after: string | undefined, limit: number): Effect.Effect<ReadonlyArray<Job>>
@@ -129,15 +184,18 @@ export class JobsRepo extends Context.Service<JobsRepo, {
         Effect.map(decodeRows(rows), (decoded) => decoded.map((row) => toStored(row).job))
 
       // The enqueue request's span context is stored with each job as its `traceparent`.
-      const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string) =>
+      // With `eager`, a due, unassigned job of an unpaused, uncapped queue is inserted already
+      // claimed by that engine instance (eager dispatch), with its `started` event after `enqueued`.
+      const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string, eager?: EagerClaim) =>
         Effect.flatMap(currentTraceparent, (traceparent) => sql`
           WITH inserted AS (
             INSERT INTO jobs (assigned_worker_id, assigned_label, assigned_user_id, id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
                               retry_policy, idempotency_key, request_hash, traceparent,
-                              review_required, review_deadline_ms, review_on_deadline)
+                              review_required, review_deadline_ms, review_on_deadline,
+                              attempt, lease_token, lease_expires_at, started_at, worker_id)
             SELECT x.assigned_worker_id, x.assigned_label, x.assigned_user_id, x.id, q.project_id, q.name, x.kind, coalesce(x.payload, 'null'::jsonb), x.priority,
-                   CASE WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
-                   t.run_at, t.max_attempts, coalesce(x.timeout_ms, q.timeout_ms),
+                   CASE WHEN e.eager THEN 'running' WHEN t.run_at <= now() THEN 'available' ELSE 'scheduled' END,
+                   t.run_at, t.max_attempts, t.timeout_ms,
                    CASE WHEN x.retry_policy IS NULL THEN NULL ELSE jsonb_build_object(
                      'max_attempts', t.max_attempts,
                      'initial_delay_ms', coalesce((x.retry_policy->>'initial_delay_ms')::int, q.backoff_initial_ms),
@@ -147,7 +205,13 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                    x.idempotency_key, decode(x.request_hash, 'hex'), ${traceparent}::text,
                    coalesce((x.review->>'required')::boolean, q.review_required),
                    CASE WHEN x.review ? 'deadline_ms' THEN (x.review->>'deadline_ms')::int ELSE q.review_deadline_ms END,
-                   coalesce(x.review->>'on_deadline', q.review_on_deadline)
+                   coalesce(x.review->>'on_deadline', q.review_on_deadline),
+                   CASE WHEN e.eager THEN 1 ELSE 0 END,
+                   CASE WHEN e.eager THEN gen_random_uuid() END,
+                   CASE WHEN e.eager THEN least(now() + ${eager?.leaseMs ?? 0} * interval '1 millisecond',
+                                                now() + t.timeout_ms * interval '1 millisecond') END,
+                   CASE WHEN e.eager THEN now() END,
+                   CASE WHEN e.eager THEN ${eager?.workerId ?? null}::uuid END
             FROM jsonb_to_recordset(${JSON.stringify(batch)}::jsonb) AS x(
                    assigned_worker_id uuid, assigned_label text, assigned_user_id uuid,
                    id uuid, queue text, kind text, payload jsonb, priority smallint, run_at timestamptz,
@@ -156,14 +220,32 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             JOIN queues q ON q.project_id = ${projectId} AND q.name = x.queue
             CROSS JOIN LATERAL (
               SELECT coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond') AS run_at,
-                     coalesce(x.max_attempts, (x.retry_policy->>'max_attempts')::int, q.max_attempts) AS max_attempts
+                     coalesce(x.max_attempts, (x.retry_policy->>'max_attempts')::int, q.max_attempts) AS max_attempts,
+                     coalesce(x.timeout_ms, q.timeout_ms) AS timeout_ms
             ) t
+            CROSS JOIN LATERAL (
+              SELECT ${eager === undefined ? sql`false` : sql`t.run_at <= now() AND NOT q.paused AND q.max_running IS NULL
+                AND x.assigned_worker_id IS NULL AND x.assigned_label IS NULL AND x.assigned_user_id IS NULL
+                -- As in the claim: a disabled instance takes nothing, and a concurrent disable waits for this.
+                AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ${eager.workerId} AND w.disabled_at IS NULL FOR KEY SHARE)`} AS eager
+            ) e
             ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *
           ),
           events AS (
-            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor)
-            SELECT i.id, i.project_id, 'enqueued', NULL, i.state, 0, ${actor} FROM inserted i
+            -- Ordered, so an eagerly dispatched job's history reads enqueued, then started.
+            INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, worker_id)
+            SELECT v.job_id, v.project_id, v.type, v.from_state, v.to_state, v.attempt, v.actor, v.worker_id
+            FROM (
+              SELECT i.id AS job_id, i.project_id, 'enqueued' AS type, NULL::text AS from_state,
+                     CASE WHEN i.state = 'running' THEN 'available' ELSE i.state END AS to_state, 0 AS attempt,
+                     ${actor}::text AS actor, NULL::uuid AS worker_id, 1 AS step
+              FROM inserted i
+              UNION ALL
+              SELECT i.id, i.project_id, 'started', 'available', 'running', 1, ${eager?.actor ?? ""}::text, i.worker_id, 2
+              FROM inserted i WHERE i.state = 'running'
+            ) v
+            ORDER BY v.step, v.job_id
           ),
           -- Delivered at commit, so idle workers wake as soon as the jobs are visible, with no
           -- round trip of its own. Jobs of a paused queue wake nobody: resuming it notifies.
@@ -172,8 +254,12 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             WHERE EXISTS (SELECT 1 FROM inserted i JOIN queues q ON q.project_id = i.project_id AND q.name = i.queue
                           WHERE i.state = 'available' AND NOT q.paused)
           )
-          SELECT ${sql.literal(columns)} FROM inserted CROSS JOIN (SELECT count(*) FROM notified) AS n`.pipe(
-          Effect.flatMap(stored),
+          SELECT ${sql.literal(columns)}, lease_token::text AS lease_token, traceparent,
+                 CASE WHEN state = 'running' THEN (SELECT ${sql.literal(effectiveRetryPolicy("inserted"))} FROM queues q
+                   WHERE q.project_id = inserted.project_id AND q.name = inserted.queue) END AS effective_retry_policy
+          FROM inserted CROSS JOIN (SELECT count(*) FROM notified) AS n`.pipe(
+          Effect.flatMap(decodeInserted),
+          Effect.map((rows) => rows.map(toInserted)),
           Effect.orDie,
           traced("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })
         ))

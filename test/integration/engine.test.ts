@@ -74,7 +74,9 @@ layer(
     Effect.gen(function*() {
       const { projectId, tokens, keyIds, enqueue } = yield* setup("noop")
       const job = yield* enqueue("noop", { hello: "world" })
-      assert.strictEqual(job.state, "available")
+      // Running when the idle engine took it in the enqueue's own statement (eager dispatch, best effort),
+      // else available; the history below is the same either way.
+      assert.include(["running", "available"], job.state)
 
       const done = yield* waitForState(tokens.viewer, projectId, job.id, "succeeded")
       assert.deepStrictEqual(done.result, { ok: true })
