@@ -368,6 +368,13 @@ export class Runner extends Context.Service<Runner, {
       const runnerContext = yield* Effect.context<never>()
       const startEager = (job: ClaimedJob) =>
         Effect.suspend(() => {
+          // Reserved before shutdown began, inserted after: hand it straight back, as shutdown does.
+          if (stopping) {
+            return repo.release([{ id: job.id, token: job.lease_token }], actor).pipe(
+              Effect.catchCause((cause) => Effect.logWarning("could not hand back an eagerly dispatched job", cause)),
+              Effect.asVoid
+            )
+          }
           running.set(job.id, { token: job.lease_token, fiber: undefined })
           // Forked with the engine's own context, not the enqueueing request's.
           return Effect.forkIn(Effect.provideContext(runAttempt(job), runnerContext), attemptScope).pipe(
