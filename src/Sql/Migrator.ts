@@ -37,13 +37,18 @@ export const loadMigrations = Effect.fn("Migrator.load")(function*(dir: string =
 
 const AppliedRow = Schema.Struct({ version: Schema.Number, name: Schema.String })
 
-const ensureTable = Effect.fnUntraced(function*(sql: SqlClient.SqlClient) {
-  yield* sql`CREATE TABLE IF NOT EXISTS foreman_schema_migrations (
-    version integer PRIMARY KEY,
-    name text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-  )`
-})
+// Under the migration lock: `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent
+// create (both see no table, one fails on the catalog's unique index), and instances of a
+// deployment start at the same time.
+const ensureTable = (sql: SqlClient.SqlClient) =>
+  sql.withTransaction(Effect.gen(function*() {
+    yield* sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`
+    yield* sql`CREATE TABLE IF NOT EXISTS foreman_schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`
+  }))
 
 const appliedVersions = (sql: SqlClient.SqlClient) =>
   SqlSchema.findAll({
