@@ -25,7 +25,8 @@ export interface LocalEngine {
  * instance whose engine is idle and has a handler for its kind is inserted
  * already claimed by that engine and starts without a notification and a
  * claim round trip. This service is where the enqueue finds the engine: the
- * engine attaches itself for its lifetime; on an `api` instance nothing does.
+ * engine attaches itself for its lifetime when FOREMAN_EAGER_DISPATCH is on; on an
+ * `api` instance nothing does.
  */
 export class LocalDispatch extends Context.Service<LocalDispatch, {
   readonly reserve: (kind: string) => Reservation | undefined

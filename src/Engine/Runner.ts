@@ -387,9 +387,9 @@ export class Runner extends Context.Service<Runner, {
             Effect.asVoid
           )
         })
-      yield* dispatch.attach({
+      if (config.eagerDispatch) yield* dispatch.attach({
         reserve: (kind) => {
-          if (!config.eagerDispatch || stopping || backlog || waitingForSlots > 0 || handlers.get(kind) === undefined) {
+          if (stopping || backlog || waitingForSlots > 0 || handlers.get(kind) === undefined) {
             return undefined
           }
           if (config.workerConcurrency - running.size - reserved < 1) return undefined

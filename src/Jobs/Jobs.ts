@@ -179,7 +179,7 @@ export class Jobs extends Context.Service<Jobs, {
         // saves the BEGIN and COMMIT round trips on the hottest path.
         const first = batch[0]
         // Eager dispatch: one due, unassigned job whose kind this instance's idle engine runs.
-        const reservation = single && first !== undefined && config.eagerDispatch && first.run_at === null &&
+        const reservation = single && first !== undefined && first.run_at === null &&
             (first.delay_ms ?? 0) === 0 && first.assigned_worker_id === null && first.assigned_label === null &&
             first.assigned_user_id === null
           ? dispatch.reserve(first.kind)
