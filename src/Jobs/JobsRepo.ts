@@ -75,17 +75,45 @@ export interface StoredJob {
   readonly requestHash: string | null
 }
 
-const toStored = ({ request_hash, review_required, review_deadline_ms, review_on_deadline, ...row }: JobRow): StoredJob => ({
-  job: {
-    ...row,
-    priority: priorities[row.priority] ?? "normal",
-    review: { required: review_required, deadline_ms: review_deadline_ms, on_deadline: review_on_deadline }
-  },
-  requestHash: request_hash === null ? null : Buffer.from(request_hash).toString("hex")
+// Field by field, not with rest patterns: a rest pattern with excluded keys copies the row through
+// V8's slow path (6 % of a batch enqueue's CPU), and the literal gives the job exactly the keys of
+// the Job schema, which the jobs endpoints rely on when they serialize it directly (Jobs/Http.ts).
+const toJob = (row: JobRow): Job => ({
+  id: row.id,
+  project_id: row.project_id,
+  queue: row.queue,
+  kind: row.kind,
+  payload: row.payload,
+  priority: priorities[row.priority] ?? "normal",
+  state: row.state,
+  attempt: row.attempt,
+  max_attempts: row.max_attempts,
+  timeout_ms: row.timeout_ms,
+  run_at: row.run_at,
+  idempotency_key: row.idempotency_key,
+  retry_policy: row.retry_policy,
+  progress: row.progress,
+  result: row.result,
+  last_error: row.last_error,
+  started_at: row.started_at,
+  lease_expires_at: row.lease_expires_at,
+  worker_id: row.worker_id,
+  assign: row.assign,
+  review: { required: row.review_required, deadline_ms: row.review_deadline_ms, on_deadline: row.review_on_deadline },
+  review_due_at: row.review_due_at,
+  review_feedback: row.review_feedback,
+  created_at: row.created_at,
+  updated_at: row.updated_at,
+  finished_at: row.finished_at
 })
 
-const toInserted = ({ lease_token, traceparent, effective_retry_policy, ...row }: typeof InsertedRow.Type): InsertedJob => {
-  const stored = toStored(row)
+const toStored = (row: JobRow): StoredJob => ({
+  job: toJob(row),
+  requestHash: row.request_hash === null ? null : Buffer.from(row.request_hash).toString("hex")
+})
+
+const toInserted = (row: typeof InsertedRow.Type): InsertedJob => {
+  const { lease_token, traceparent, effective_retry_policy } = row
   const claimed = row.state === "running" && lease_token !== null && effective_retry_policy !== null &&
       row.lease_expires_at !== null && row.started_at !== null
     ? {
@@ -108,7 +136,7 @@ const toInserted = ({ lease_token, traceparent, effective_retry_policy, ...row }
       review_feedback: null
     }
     : undefined
-  return { ...stored, claimed }
+  return { ...toStored(row), claimed }
 }
 
 const columns = `id, project_id, queue, kind, payload, priority, state, attempt, max_attempts, timeout_ms, run_at,
@@ -181,7 +209,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       const sql = yield* SqlClient.SqlClient
       const stored = (rows: ReadonlyArray<unknown>) => Effect.map(decodeRows(rows), (decoded) => decoded.map(toStored))
       const jobs = (rows: ReadonlyArray<unknown>) =>
-        Effect.map(decodeRows(rows), (decoded) => decoded.map((row) => toStored(row).job))
+        Effect.map(decodeRows(rows), (decoded) => decoded.map(toJob))
 
       // The enqueue request's span context is stored with each job as its `traceparent`.
       // With `eager`, a due, unassigned job of an unpaused, uncapped queue is inserted already
