@@ -21,6 +21,8 @@ export interface AppConfigShape {
   readonly embeddedDataDir: string
   readonly embeddedPort: number
   readonly databasePoolSize: number
+  /** Connections of the claim pool, apart from `databasePoolSize` (see `ClaimSql`). */
+  readonly claimPoolSize: number
   readonly adminApiKey: Option.Option<Redacted.Redacted>
   readonly maxBodyBytes: number
   readonly maxPayloadBytes: number
@@ -85,6 +87,7 @@ export const appConfig = Config.all({
   embeddedDataDir: Config.String("FOREMAN_EMBEDDED_PG_DIR").pipe(Config.withDefault(".data/postgres")),
   embeddedPort: Config.Port("FOREMAN_EMBEDDED_PG_PORT").pipe(Config.withDefault(54329)),
   databasePoolSize: intBetween("FOREMAN_DB_POOL_SIZE", 1, 1000, 10),
+  claimPoolSize: intBetween("FOREMAN_CLAIM_POOL_SIZE", 1, 1000, 4),
   adminApiKey: Config.option(Config.Redacted("FOREMAN_ADMIN_API_KEY")),
   maxBodyBytes: intBetween("FOREMAN_MAX_BODY_BYTES", 1024, 268_435_456, 4 * 1024 * 1024),
   maxPayloadBytes: intBetween("FOREMAN_MAX_PAYLOAD_BYTES", 16, 67_108_864, 64 * 1024),

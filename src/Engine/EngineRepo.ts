@@ -1,5 +1,6 @@
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { ClaimSql } from "../Sql/Database.ts"
 import { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { ReviewFeedback } from "../Domain/Review.ts"
 import { RetryPolicy } from "../Queues/Api.ts"
@@ -137,6 +138,10 @@ const queueLockSpace = 7_401_003
  * The engine's SQL, one statement per transition. Every statement that moves
  * a job also appends its `job_events` rows in the same statement, and every
  * statement that acts for a lease holder checks the lease token (fencing).
+ * A token exists only while its job runs (constraint `jobs_lease_only_running`),
+ * so those statements match the token alone: a `state = 'running'` condition
+ * lets the planner walk every running job's index entry instead of probing the
+ * primary key when its statistics saw few running jobs.
  */
 export class EngineRepo extends Context.Service<EngineRepo, {
   claim(request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>>
@@ -163,6 +168,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
     EngineRepo,
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
+      const claimSql = yield* ClaimSql
 
       // Capped queues are locked in a statement of their own, before the claim. A statement's
       // snapshot is taken when it starts, so a lock taken inside the claim statement could be
@@ -171,10 +177,10 @@ export class EngineRepo extends Context.Service<EngineRepo, {
       // The claim then uses statement_timestamp(), not now() (the transaction's start, before
       // the lock was taken), so its times agree with what its snapshot saw.
       const lockCappedQueues = (projectId: ProjectId | null) =>
-        sql<{ readonly id: string }>`
+        claimSql<{ readonly id: string }>`
           SELECT q.id::text AS id FROM queues q
           WHERE q.max_running IS NOT NULL AND NOT q.paused
-            ${projectId === null ? sql`` : sql`AND q.project_id = ${projectId}`}
+            ${projectId === null ? claimSql`` : claimSql`AND q.project_id = ${projectId}`}
             AND pg_try_advisory_xact_lock(${queueLockSpace}, hashtext(q.id::text))`.pipe(
           Effect.map((rows) => rows.map((row) => row.id))
         )
@@ -200,14 +206,14 @@ export class EngineRepo extends Context.Service<EngineRepo, {
         // The fast path plans and runs without the room computation and the per-queue ranking
         // (about a fifth of a one-job claim's time): capped queues are simply left out.
         const capped = locked !== null && locked.length > 0
-        return sql`
-          WITH ${capped ? sql`limited AS (
+        return claimSql`
+          WITH ${capped ? claimSql`limited AS (
             SELECT q.project_id, q.name,
                    q.max_running - (SELECT count(*) FROM jobs r
                                     WHERE r.project_id = q.project_id AND r.queue = q.name AND r.state = 'running') AS room
             FROM queues q
-            WHERE q.id IN ${sql.in(locked)}
-          ),` : sql``}
+            WHERE q.id IN ${claimSql.in(locked)}
+          ),` : claimSql``}
           candidates AS (
             -- No join with queues here: a join makes the planner scan and sort every runnable
             -- job instead of walking jobs_claim in order and stopping at the limit. Paused
@@ -218,31 +224,31 @@ export class EngineRepo extends Context.Service<EngineRepo, {
               -- The claim commits without waiting for its WAL to reach disk (docs/adr/0003). Uncorrelated,
               -- so set once per statement, for this transaction only.
               AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
-              ${request.kinds === null ? sql`` : sql`AND j.kind IN ${sql.in(request.kinds)}`}
-              ${request.projectId === null ? sql`` : sql`AND j.project_id = ${request.projectId}`}
-              ${request.systemQueues ? sql`` : sql`AND NOT starts_with(j.queue, '_')`}
+              ${request.kinds === null ? claimSql`` : claimSql`AND j.kind IN ${claimSql.in(request.kinds)}`}
+              ${request.projectId === null ? claimSql`` : claimSql`AND j.project_id = ${request.projectId}`}
+              ${request.systemQueues ? claimSql`` : claimSql`AND NOT starts_with(j.queue, '_')`}
               -- A disabled worker claims nothing. Uncorrelated, so evaluated once per statement; the key-share
               -- lock makes a concurrent disable wait for this claim and then release what it took.
-              ${request.workerId === null ? sql`` : sql`AND EXISTS (SELECT 1 FROM workers w
+              ${request.workerId === null ? claimSql`` : claimSql`AND EXISTS (SELECT 1 FROM workers w
                 WHERE w.id = ${request.workerId} AND w.disabled_at IS NULL FOR KEY SHARE)`}
               AND (j.assigned_worker_id IS NULL AND j.assigned_label IS NULL AND j.assigned_user_id IS NULL
-                ${request.workerId === null ? sql`` : sql`OR j.assigned_worker_id = ${request.workerId}`}
-                ${request.labels.length === 0 ? sql`` : sql`OR j.assigned_label IN ${sql.in(request.labels)}`}
-                ${request.userId === null ? sql`` : sql`OR j.assigned_user_id = ${request.userId}`})
+                ${request.workerId === null ? claimSql`` : claimSql`OR j.assigned_worker_id = ${request.workerId}`}
+                ${request.labels.length === 0 ? claimSql`` : claimSql`OR j.assigned_label IN ${claimSql.in(request.labels)}`}
+                ${request.userId === null ? claimSql`` : claimSql`OR j.assigned_user_id = ${request.userId}`})
               AND (j.project_id, j.queue) NOT IN (
                 SELECT q.project_id, q.name FROM queues q
-                WHERE q.paused OR (q.max_running IS NOT NULL ${capped ? sql`AND NOT EXISTS (
-                  SELECT 1 FROM limited l WHERE l.project_id = q.project_id AND l.name = q.name AND l.room > 0)` : sql``}))
+                WHERE q.paused OR (q.max_running IS NOT NULL ${capped ? claimSql`AND NOT EXISTS (
+                  SELECT 1 FROM limited l WHERE l.project_id = q.project_id AND l.name = q.name AND l.room > 0)` : claimSql``}))
             ORDER BY j.priority, j.run_at, j.id
             LIMIT ${request.limit}
             FOR UPDATE OF j SKIP LOCKED
           ),
-          allowed AS (${capped ? sql`
+          allowed AS (${capped ? claimSql`
             SELECT c.id, c.state
             FROM (SELECT c.*, row_number() OVER (PARTITION BY c.project_id, c.queue ORDER BY c.priority, c.run_at, c.id) AS rn
                   FROM candidates c) c
             LEFT JOIN limited l ON l.project_id = c.project_id AND l.name = c.queue
-            WHERE l.room IS NULL OR c.rn <= l.room` : sql`
+            WHERE l.room IS NULL OR c.rn <= l.room` : claimSql`
             SELECT c.id, c.state FROM candidates c`}
           ),
           claimed AS (
@@ -261,7 +267,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             SELECT c.id, c.project_id, 'started', a.state, 'running', c.attempt, ${request.actor}, statement_timestamp(), c.worker_id
             FROM claimed c JOIN allowed a ON a.id = c.id
           )
-          SELECT ${sql.literal(claimedColumns)}
+          SELECT ${claimSql.literal(claimedColumns)}
           FROM claimed c JOIN queues q ON q.project_id = c.project_id AND q.name = c.queue
           ORDER BY c.priority, c.run_at, c.id`
       }
@@ -269,7 +275,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
       const claim = (request: ClaimRequest): Effect.Effect<ReadonlyArray<ClaimedJob>> =>
         request.limit <= 0 || (request.kinds !== null && request.kinds.length === 0) ? Effect.succeed([]) : (
           request.includeCapped
-            ? sql.withTransaction(Effect.flatMap(lockCappedQueues(request.projectId), (locked) => claimStatement(request, locked)))
+            ? claimSql.withTransaction(Effect.flatMap(lockCappedQueues(request.projectId), (locked) => claimStatement(request, locked)))
             // No capped queue in scope: one autocommit statement, where statement_timestamp() is now().
             : claimStatement(request, null)
         ).pipe(
@@ -296,7 +302,6 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                 last_attempt_traceparent = i.traceparent
             FROM input i
             WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
-              AND j.state = 'running'
             RETURNING j.id, j.project_id, j.attempt, j.state, i.traceparent, j.worker_id,
                       ${attemptContexts(options)}
           ),
@@ -327,7 +332,6 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                 last_attempt_traceparent = i.traceparent
             FROM input i
             WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
-              AND j.state = 'running'
             RETURNING j.id, j.project_id, j.attempt, j.state, j.run_at, i.error, i.traceparent, j.worker_id,
                       ${attemptContexts(options)}
           ),
@@ -356,7 +360,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                 progress = coalesce(${progress === undefined ? null : JSON.stringify(progress)}::jsonb, j.progress)
             FROM input i
             WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
-              AND j.state = 'running' AND j.lease_expires_at > now()
+              AND j.lease_expires_at > now()
             RETURNING j.id, j.lease_expires_at, j.worker_id
           ),
           -- A heartbeat is a sign of life: one row per worker in the batch (usually one).
@@ -378,7 +382,6 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                 lease_expires_at = NULL, updated_at = now()
             FROM input i
             WHERE j.id = ANY(ARRAY(SELECT id FROM input)) AND j.id = i.id AND j.lease_token = i.token
-              AND j.state = 'running'
             RETURNING j.id, j.project_id, j.attempt
           ),
           events AS (

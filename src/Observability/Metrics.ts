@@ -58,7 +58,7 @@ const dbConnections = Metric.gauge("foreman_db_pool_connections", {
   description: "This instance's open database connections by state (in_use, idle), from pg_stat_activity"
 })
 const dbMaxConnections = Metric.gauge("foreman_db_pool_max_connections", {
-  description: "The most connections this instance's pool opens (FOREMAN_DB_POOL_SIZE)"
+  description: "The most connections this instance's pools open (FOREMAN_DB_POOL_SIZE + FOREMAN_CLAIM_POOL_SIZE)"
 })
 const dbLockWaits = Metric.gauge("foreman_db_pool_lock_waits", {
   description: "This instance's in-use connections whose statement is waiting for a lock, from pg_stat_activity"
@@ -239,8 +239,8 @@ export class PrometheusMetrics extends Context.Service<PrometheusMetrics, {
         }
       }).pipe(Effect.catchCause((cause) => Effect.logWarning("queue depth query failed", cause)))
 
-      // The pool does not expose its counters, so the instance's connections are counted where
-      // PostgreSQL sees them, by their application_name; the scrape's own connection is left out.
+      // The pools do not expose their counters, so the instance's connections (both pools) are counted
+      // where PostgreSQL sees them, by their application_name; the scrape's own connection is left out.
       const refreshPool = Effect.gen(function*() {
         const rows = yield* sql<{ in_use: number; idle: number; lock_waits: number }>`
           SELECT count(*) FILTER (WHERE state <> 'idle')::int AS in_use,
@@ -252,7 +252,7 @@ export class PrometheusMetrics extends Context.Service<PrometheusMetrics, {
         yield* Metric.update(Metric.withAttributes(dbConnections, { state: "in_use" }), row.in_use)
         yield* Metric.update(Metric.withAttributes(dbConnections, { state: "idle" }), row.idle)
         yield* Metric.update(dbLockWaits, row.lock_waits)
-        yield* Metric.update(dbMaxConnections, config.databasePoolSize)
+        yield* Metric.update(dbMaxConnections, config.databasePoolSize + config.claimPoolSize)
       }).pipe(Effect.catchCause((cause) => Effect.logWarning("database pool query failed", cause)))
 
       const refreshProcess = Effect.suspend(() => {

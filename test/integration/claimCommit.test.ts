@@ -5,7 +5,9 @@ import { SqlClient } from "effect/sql"
 import { AppConfig } from "../../src/Config/AppConfig.ts"
 import { QueueName } from "../../src/Domain/Ids.ts"
 import { EngineRepo } from "../../src/Engine/EngineRepo.ts"
+import { ClaimSql } from "../../src/Sql/Database.ts"
 import { jobRequest, setupProject } from "../support/fixtures.ts"
+import { testClaim } from "../support/engine.ts"
 import { clientFor, TestApp } from "../support/TestApp.ts"
 
 // docs/adr/0003-asynchronous-claim-commit.md: a claim commits without waiting for its WAL to be
@@ -36,18 +38,7 @@ layer(TestApp(), { timeout: 60_000, excludeTestServices: true })("claim commit",
             SELECT coalesce(sum(fsyncs), 0)::int AS n FROM pg_stat_get_backend_io(pg_backend_pid()) WHERE object = 'wal'`
           return rows[0]?.n ?? 0
         })
-        const claim = engine.claim({
-          limit: 1,
-          kinds: ["email.send"],
-          projectId,
-          workerId: null,
-          labels: [],
-          userId: null,
-          leaseMs: 30_000,
-          actor: "test",
-          includeCapped: false,
-          systemQueues: false
-        })
+        const claim = engine.claim(testClaim(["email.send"], 1, { projectId, leaseMs: 30_000 }))
 
         // The control: this connection's synchronous commits show in the counter. Several, because a
         // commit whose WAL another backend happens to flush first (group commit) does no fsync of its own.
@@ -68,8 +59,14 @@ layer(TestApp(), { timeout: 60_000, excludeTestServices: true })("claim commit",
         const done = yield* engine.complete(claimed.map((job) => ({ id: job.id, token: job.lease_token, result: null })), "test")
         assert.strictEqual(done.length, 3)
       }).pipe(
-        // Fresh: the memoised EngineRepo.layer would be the app's own, on the app's pool.
-        Effect.provide(Layer.fresh(EngineRepo.layer).pipe(Layer.provideMerge(PgClient.layer({ url, maxConnections: 1 })))),
+        // Fresh: the memoised EngineRepo.layer would be the app's own, on the app's pools. Here the
+        // claim pool is the same one connection.
+        Effect.provide(Layer.fresh(EngineRepo.layer).pipe(
+          Layer.provideMerge(Layer.effect(ClaimSql, Effect.gen(function*() {
+            return yield* SqlClient.SqlClient
+          }))),
+          Layer.provideMerge(PgClient.layer({ url, maxConnections: 1 }))
+        )),
         Effect.orDie
       )
 

@@ -122,7 +122,8 @@ layer(
       // Database pool, counted in pg_stat_activity by this instance's application_name.
       const idle = sumOf(samples, "foreman_db_pool_connections", { state: "idle" })
       assert.isAbove(idle, 0, "the instance holds connections (at least the LISTEN one)")
-      assert.strictEqual(sumOf(samples, "foreman_db_pool_max_connections", {}), 4)
+      // FOREMAN_DB_POOL_SIZE (4 in tests) and FOREMAN_CLAIM_POOL_SIZE (4 by default).
+      assert.strictEqual(sumOf(samples, "foreman_db_pool_max_connections", {}), 8)
       assert.isTrue(samples.some((s) => s.name === "foreman_db_pool_lock_waits"))
       // A statement running on one of the pool's connections while scraping is a connection in use.
       const sql = yield* SqlClient.SqlClient
@@ -131,9 +132,10 @@ layer(
       const busy = (yield* scrape).samples
       yield* Fiber.join(sleeper)
       assert.isAtLeast(sumOf(busy, "foreman_db_pool_connections", { state: "in_use" }), 1)
+      // Both pools: the main one and the claim pool.
       assert.isAtMost(
         sumOf(busy, "foreman_db_pool_connections", { state: "in_use" }) + sumOf(busy, "foreman_db_pool_connections", { state: "idle" }),
-        4
+        8
       )
 
       // Process gauges.

@@ -1,6 +1,7 @@
 import { assert } from "@effect/vitest"
 import { Effect } from "effect"
 import type { JobId, ProjectId } from "../../src/Domain/Ids.ts"
+import type { ClaimRequest } from "../../src/Engine/EngineRepo.ts"
 import type { Job, JobEvent } from "../../src/Jobs/Api.ts"
 import { clientFor } from "./TestApp.ts"
 import { waitFor } from "./waitFor.ts"
@@ -59,3 +60,21 @@ export const field = (json: unknown, key: string): unknown =>
   typeof json === "object" && json !== null && !Array.isArray(json) && key in json
     ? Object.entries(json).find(([k]) => k === key)?.[1]
     : undefined
+
+/**
+ * A claim as a test makes it directly through `EngineRepo.claim`: across projects (as the
+ * in-process engine claims), unassigned jobs only, no capped queues, actor `test`.
+ */
+export const testClaim = (kinds: ReadonlyArray<string>, limit: number, overrides: Partial<ClaimRequest> = {}): ClaimRequest => ({
+  limit,
+  kinds,
+  projectId: null,
+  workerId: null,
+  labels: [],
+  userId: null,
+  leaseMs: 60_000,
+  actor: "test",
+  includeCapped: false,
+  systemQueues: false,
+  ...overrides
+})

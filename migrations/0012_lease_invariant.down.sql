@@ -1,0 +1,1 @@
+ALTER TABLE jobs DROP CONSTRAINT jobs_lease_only_running;
