@@ -454,7 +454,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             LIMIT ${limit}
           ),
           deleted AS (DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING j.id),
-          -- ANY(ARRAY(...)) keeps this on job_events_job; IN (SELECT …) let the planner hash-join a scan of every event.
+          -- ANY(ARRAY(...)) keeps this on job_events_job; IN (SELECT ...) let the planner hash-join a scan of every event.
           events AS (DELETE FROM job_events e WHERE e.job_id = ANY(ARRAY(SELECT id FROM deleted)))
           SELECT count(*)::int AS n FROM deleted`.pipe(
           Effect.map((rows) => rows[0]?.n ?? 0),
