@@ -51,7 +51,9 @@ export const DatabaseLive = Layer.unwrap(
       })
     const name = applicationName(config.instanceId)
     return Layer.merge(
-      PgClient.layer({ url, maxConnections: config.databasePoolSize, applicationName: name }),
+      // Up to four statements of different fibers share a connection's round trip (pipelining,
+      // docs/adr/0005); transactions and LISTEN still take a connection of their own.
+      PgClient.layer({ url, maxConnections: config.databasePoolSize, applicationName: name, multiplex: true, multiplexConcurrency: 4 }),
       claimPool(url, config.claimPoolSize, name)
     )
   })

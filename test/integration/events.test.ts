@@ -7,6 +7,7 @@ import { assertEnvelope, createQueue, jobRequest, setupProject } from "../suppor
 import { type SseMessage, readSse, sseEvents } from "../support/sse.ts"
 import { makeApp } from "../../src/Server.ts"
 import { clientFor, raw, TestApp, testConfig } from "../support/TestApp.ts"
+import { waitFor } from "../support/waitFor.ts"
 
 const decodeEvent = Schema.decodeUnknownSync(Schema.fromJsonString(Schema.toCodecJson(FeedEvent)))
 
@@ -46,6 +47,14 @@ const wholeFeed = (token: string, projectId: ProjectId, limit: number, type?: st
     }
   })
 
+/**
+ * Waits until the feed shows `n` events. The feed holds back events committed after the oldest
+ * transaction still running anywhere on the server (the other test files' databases included),
+ * so a write the test just made may take a moment to appear.
+ */
+const feedShows = (token: string, projectId: ProjectId, n: number) =>
+  waitFor(wholeFeed(token, projectId, 200), (feed) => feed.items.length >= n, { label: `the feed shows ${n} events` })
+
 const streamPath = (projectId: string, query = "") => `/v1/projects/${projectId}/events/stream${query}`
 const hasEvents = (n: number) => (messages: ReadonlyArray<SseMessage>) => messages.filter((m) => m.data !== undefined).length >= n
 
@@ -56,6 +65,7 @@ layer(TestApp({ eventsPollIntervalMs: 50, eventsKeepAliveMs: 300 }), { timeout: 
       Effect.gen(function*() {
         const { projectId, tokens, enqueue } = yield* setup("feed pages")
         const first = yield* enqueue(5)
+        yield* feedShows(tokens.viewer, projectId, 5)
         const all = yield* wholeFeed(tokens.viewer, projectId, 2)
         assert.strictEqual(all.pages, 3)
         assert.deepStrictEqual(all.items.map((e) => e.job_id), first)
@@ -66,6 +76,7 @@ layer(TestApp({ eventsPollIntervalMs: 50, eventsKeepAliveMs: 300 }), { timeout: 
         const producer = yield* clientFor(tokens.producer)
         const [cancelledId = "", keptId = ""] = yield* enqueue(2)
         yield* producer.jobs.cancel({ params: { projectId, jobId: JobId.make(cancelledId) } })
+        yield* feedShows(tokens.viewer, projectId, 8)
         const client = yield* clientFor(tokens.viewer)
         const next = yield* client.events.list({ params: { projectId }, query: { cursor: all.cursor } })
         assert.deepStrictEqual(next.items.map((e) => `${e.type} ${e.job_id}`), [

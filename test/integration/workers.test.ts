@@ -275,7 +275,10 @@ layer(
           params: { projectId, jobId: job.id },
           payload: { lease_token: claimed.lease_token, error: { message: `attempt ${attempt}` } }
         })
-        assert.strictEqual(failed.state, attempt < 4 ? "retrying" : "dead", `after failed attempt ${attempt} of 4`)
+        // With no backoff the retry is due at once, and the promoter may already have made it
+        // `available` when the response reads the job back.
+        const expected = attempt < 4 ? ["retrying", "available"] : ["dead"]
+        assert.include(expected, failed.state, `after failed attempt ${attempt} of 4`)
       }
       assert.strictEqual(errorMessage((yield* getJob(tokens.viewer, projectId, job.id)).last_error), "attempt 4")
     }))
