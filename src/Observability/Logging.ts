@@ -1,4 +1,4 @@
-import { Effect, Formatter, Layer, Logger, References } from "effect"
+import { Console, Effect, Formatter, Layer, Logger, References } from "effect"
 import { Headers, HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { resolveRequestId } from "../Http/RequestId.ts"
@@ -34,6 +34,18 @@ export const formatLine = Logger.make((options): string => {
 export const jsonLogger = Logger.withConsoleLog(formatLine)
 
 /**
+ * `formatLine`, with the lines of each 10 ms written to stdout together: one
+ * write instead of one per line (under HTTP load, about a tenth of the
+ * server's CPU went to the access log's writes). The lines still buffered
+ * are written when the logger's scope closes, at the end of shutdown; a
+ * process killed outright loses at most the last 10 ms of lines.
+ */
+export const batchedJsonLogger = Logger.batched(formatLine, {
+  window: "10 millis",
+  flush: (lines) => Console.log(lines.join("\n"))
+})
+
+/**
  * The service's logging: one JSON object per line on stdout, at or above
  * `FOREMAN_LOG_LEVEL`. It replaces the default loggers, so the pretty console
  * logger goes; `tracerLogger` (log lines as span events) is kept.
@@ -41,7 +53,7 @@ export const jsonLogger = Logger.withConsoleLog(formatLine)
 export const LoggingLive = Layer.unwrap(Effect.gen(function*() {
   const config = yield* AppConfig
   return Layer.merge(
-    Logger.layer([jsonLogger, Logger.tracerLogger]),
+    Logger.layer([batchedJsonLogger, Logger.tracerLogger]),
     Layer.succeed(References.MinimumLogLevel, config.logLevel)
   )
 }))

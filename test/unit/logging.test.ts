@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Logger, Redacted, References } from "effect"
 import { TestConsole } from "effect/testing"
 import { appConfig } from "../../src/Config/AppConfig.ts"
-import { jsonLogger } from "../../src/Observability/Logging.ts"
+import { batchedJsonLogger, jsonLogger } from "../../src/Observability/Logging.ts"
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
@@ -72,6 +72,31 @@ describe("JSON logger", () => {
       }).pipe(Effect.provideService(References.MinimumLogLevel, "Warn")))
       assert.deepStrictEqual(lines.map((line) => line.message), ["shown"])
     }))
+})
+
+describe("batched JSON logger (the service's)", () => {
+  it.effect("lines logged together are written in one console call, one JSON object per line, and the rest when its scope closes", () =>
+    Effect.gen(function*() {
+      const calls = yield* Effect.scoped(Effect.gen(function*() {
+        const logger = yield* batchedJsonLogger
+        yield* Effect.gen(function*() {
+          yield* Effect.logInfo("one")
+          yield* Effect.logInfo("two")
+          yield* Effect.logWarning("three")
+        }).pipe(Effect.provide(Logger.layer([logger])))
+        // Nothing written yet: the lines wait for the window (or the scope) to end.
+        return yield* TestConsole.logLines
+      }))
+      assert.deepStrictEqual(calls, [])
+      const written = yield* TestConsole.logLines
+      assert.lengthOf(written, 1, "one write for the three lines")
+      const lines = String(written[0]).split("\n").map((line) => {
+        const value: unknown = JSON.parse(line)
+        if (!isRecord(value)) throw new Error(`not an object: ${line}`)
+        return value
+      })
+      assert.deepStrictEqual(lines.map((line) => [line.level, line.message]), [["INFO", "one"], ["INFO", "two"], ["WARN", "three"]])
+    }).pipe(Effect.provide(TestConsole.layer)))
 })
 
 describe("FOREMAN_LOG_LEVEL", () => {
