@@ -1,7 +1,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer, Option } from "effect"
 import { HttpRouter } from "effect/http"
-import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { HttpApiBuilder } from "effect/http-api"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { ApiKeys } from "./ApiKeys/ApiKeys.ts"
 import { ApiKeysRepo } from "./ApiKeys/ApiKeysRepo.ts"
@@ -21,6 +21,7 @@ import { EventsHttp } from "./Events/Http.ts"
 import { HealthHttp, ProbesApi, ProbesHttp } from "./Health/Http.ts"
 import { ReadinessProbe } from "./Health/Readiness.ts"
 import { Api } from "./Http/Api.ts"
+import { DocsLive } from "./Http/Docs.ts"
 import { EnvelopeMiddleware } from "./Http/Envelope.ts"
 import { RateLimits } from "./Http/RateLimits.ts"
 import { resolveRequestId } from "./Http/RequestId.ts"
@@ -110,7 +111,7 @@ export const RoutesLive = Layer.mergeAll(
     Layer.provide([AuthenticationLive, RequestValidationLive]),
     Layer.provide(RouteTemplate)
   ),
-  HttpApiScalar.layer(Api, { path: "/docs" }),
+  DocsLive,
   EnvelopeMiddleware
 )
 

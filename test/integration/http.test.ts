@@ -190,6 +190,11 @@ layer(TestApp(), { timeout: 120_000, excludeTestServices: true })("http", (it) =
       assert.strictEqual(response.status, 200)
       assert.match(response.headers.get("content-type") ?? "", /^text\/html/)
       assert.match(response.text, /<html/i)
+      assert.include(response.text, "Scalar.createApiReference", "the page boots Scalar with the bundled script")
+      // Set up at the first request (src/Http/Docs.ts), then served from what that built.
+      const again = yield* raw("GET", "/docs")
+      assert.strictEqual(again.status, 200)
+      assert.strictEqual(again.text, response.text)
     }))
 })
 
