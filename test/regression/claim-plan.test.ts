@@ -6,6 +6,7 @@ import { EngineRepo } from "../../src/Engine/EngineRepo.ts"
 import { ClaimSql } from "../../src/Sql/Database.ts"
 import { setupProject } from "../support/fixtures.ts"
 import { testClaim } from "../support/engine.ts"
+import { readsOfIndex } from "../support/stats.ts"
 import { clientFor, TestApp } from "../support/TestApp.ts"
 
 // Found by the drain benchmark (issue #6): when the statistics expect few claimable jobs (here:
@@ -36,24 +37,13 @@ layer(TestApp({ role: "api" }), { timeout: 120_000, excludeTestServices: true })
       const [general] = yield* sql<{ readonly value: string }>`SELECT current_setting('enable_bitmapscan') AS value`
       assert.strictEqual(general?.value, "on", "only the claim pool plans without bitmap scans")
 
-      // Index entries read from jobs_claim, as the statistics views show them.
-      const claimIndexReads = Effect.gen(function*() {
-        yield* sql`SELECT pg_stat_clear_snapshot()`
-        const [row] = yield* sql<{ readonly n: string }>`
-          SELECT idx_tup_read::text AS n FROM pg_stat_user_indexes WHERE indexrelname = 'jobs_claim'`
-        return BigInt(row?.n ?? "0")
-      }).pipe(Effect.orDie)
-      const before = yield* claimIndexReads
-      // Pinned to one claim-pool connection that reports its statistics as soon as it is idle.
-      const claimed = yield* claimSql.withTransaction(
-        Effect.tap(engine.claim(testClaim(["ext.backlog"], 10)), () => claimSql`SELECT pg_stat_force_next_flush()`)
-      )
+      // On one claim-pool connection.
+      const { result: claimed, read } = yield* readsOfIndex("jobs_claim", claimSql, engine.claim(testClaim(["ext.backlog"], 10)))
       assert.lengthOf(claimed, 10)
       // The oldest run_at first: the claim still takes the jobs in order.
       const [oldest] = yield* sql<{ readonly id: string }>`
         SELECT id::text AS id FROM jobs WHERE kind = 'ext.backlog' ORDER BY run_at, id LIMIT 1`
       assert.strictEqual(claimed[0]?.id, oldest?.id)
-      const read = yield* Effect.sleep("200 millis").pipe(Effect.andThen(claimIndexReads), Effect.map((after) => after - before))
       assert.isTrue(read > 0n, "the claim's reads of jobs_claim were reported")
       assert.isTrue(read < 1000n, `a claim of 10 read ${read} entries of jobs_claim`)
     }))

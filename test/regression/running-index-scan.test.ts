@@ -5,6 +5,7 @@ import { QueueName } from "../../src/Domain/Ids.ts"
 import { EngineRepo } from "../../src/Engine/EngineRepo.ts"
 import { setupProject } from "../support/fixtures.ts"
 import { testClaim } from "../support/engine.ts"
+import { readsOfIndex } from "../support/stats.ts"
 import { clientFor, TestApp } from "../support/TestApp.ts"
 
 // Found by the retained-history benchmark (issue #6): once ANALYZE had seen a table of finished
@@ -45,21 +46,7 @@ layer(TestApp({ maintenanceIntervalMs: 3_600_000 }), { timeout: 120_000, exclude
           return assert.fail("claim returned too few jobs")
         }
 
-        // Index entries read from jobs_running_lease, as the statistics views show them.
-        const runningIndexReads = sql<{ readonly n: string }>`
-          SELECT idx_tup_read::text AS n FROM pg_stat_user_indexes WHERE indexrelname = 'jobs_running_lease'`.pipe(
-          Effect.map(([row]) => BigInt(row?.n ?? "0"))
-        )
-        const measure = <A>(statement: Effect.Effect<A>) =>
-          Effect.gen(function*() {
-            yield* sql`SELECT pg_stat_clear_snapshot()`
-            const before = yield* runningIndexReads
-            // Pinned to one connection that reports its statistics as soon as it is idle.
-            const result = yield* sql.withTransaction(Effect.tap(statement, () => sql`SELECT pg_stat_force_next_flush()`))
-            yield* Effect.sleep("200 millis")
-            yield* sql`SELECT pg_stat_clear_snapshot()`
-            return { result, read: (yield* runningIndexReads) - before }
-          }).pipe(Effect.orDie)
+        const measure = <A>(statement: Effect.Effect<A>) => readsOfIndex("jobs_running_lease", sql, statement)
 
         const outcomes = {
           complete: yield* measure(engine.complete([{ ...done, result: { ok: true } }], "test")),

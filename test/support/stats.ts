@@ -1,0 +1,24 @@
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+
+/** Entries of `index` read so far, as the statistics views show them (a fresh snapshot each time). */
+export const indexReads = (index: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`SELECT pg_stat_clear_snapshot()`
+    const [row] = yield* sql<{ readonly n: string }>`
+      SELECT idx_tup_read::text AS n FROM pg_stat_user_indexes WHERE indexrelname = ${index}`
+    return BigInt(row?.n ?? "0")
+  }).pipe(Effect.orDie)
+
+/**
+ * Runs `statement` pinned to one connection of `client` that reports its statistics as soon as it
+ * is idle, and returns its result with how many entries of `index` were read meanwhile.
+ */
+export const readsOfIndex = <A>(index: string, client: SqlClient.SqlClient, statement: Effect.Effect<A>) =>
+  Effect.gen(function*() {
+    const before = yield* indexReads(index)
+    const result = yield* client.withTransaction(Effect.tap(statement, () => client`SELECT pg_stat_force_next_flush()`))
+    yield* Effect.sleep("200 millis")
+    return { result, read: (yield* indexReads(index)) - before }
+  }).pipe(Effect.orDie)
