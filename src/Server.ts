@@ -21,6 +21,7 @@ import { EventsHttp } from "./Events/Http.ts"
 import { HealthHttp, ProbesApi, ProbesHttp } from "./Health/Http.ts"
 import { ReadinessProbe } from "./Health/Readiness.ts"
 import { Api } from "./Http/Api.ts"
+import { withDeepContext } from "./Http/DeepContext.ts"
 import { DocsLive } from "./Http/Docs.ts"
 import { EnvelopeMiddleware } from "./Http/Envelope.ts"
 import { RateLimits } from "./Http/RateLimits.ts"
@@ -178,9 +179,9 @@ export const HttpLive = Layer.unwrap(
     ])
     // Effect's request logger, with the request id on its line (see requestLogger), around the request metrics.
     const serve = <A, E, R>(app: Layer.Layer<A, E, R>) =>
-      HttpRouter.serve(app, { disableLogger: true, middleware: (effect) => requestLogger(metricsMiddleware(effect)) }).pipe(
-        Layer.provide(spanNames)
-      )
+      withDeepContext(
+        HttpRouter.serve(app, { disableLogger: true, middleware: (effect) => requestLogger(metricsMiddleware(effect)) })
+      ).pipe(Layer.provide(spanNames))
     // FOREMAN_OPS_PORT: metrics and probes on their own listener, hidden from the public one.
     const publicLive = Option.isSome(config.opsPort)
       ? serve(Layer.merge(routes, OpsPathsHidden)).pipe(

@@ -13,7 +13,9 @@ export const AuthenticationLive = Layer.effect(
     const sessions = yield* Sessions
     const limits = yield* RateLimits
     return Authentication.of({
-      bearer: Effect.fn("Authentication.bearer")(function*(httpEffect, { credential }) {
+      // Untraced: the credential check has its own span (ApiKeys.authenticate, Sessions.authenticate),
+      // and this wraps the whole request, whose server span already covers it.
+      bearer: Effect.fnUntraced(function*(httpEffect, { credential }) {
         const token = Redacted.value(credential)
         // A compact JWS (`eyJ….….…`) is a user's access token; anything else is an API key.
         const principal = looksLikeJwt(token) ? yield* sessions.authenticate(token) : yield* keys.authenticate(token)

@@ -108,8 +108,12 @@ export const decide = (
   return grants[role].has(action) ? "allow" : "forbidden"
 }
 
-/** Fails with 404 for another tenant's project and 403 for a role without the action. */
-export const authorize = Effect.fn("Policy.authorize")(function*(projectId: ProjectId, action: Action) {
+/**
+ * Fails with 404 for another tenant's project and 403 for a role without the action.
+ * Untraced: an in-memory decision that runs in every project request, inside the
+ * caller's span (`Projects.access`), which records its failure.
+ */
+export const authorize = Effect.fnUntraced(function*(projectId: ProjectId, action: Action) {
   const principal = yield* CurrentPrincipal
   const decision = decide(principal, projectId, action)
   if (decision === "not_found") return yield* projectNotFound()

@@ -162,7 +162,8 @@ export class Jobs extends Context.Service<Jobs, {
         return result
       })
 
-      const enqueueMany = Effect.fn("Jobs.enqueueBatch")(function*(
+      // Shared by the two public methods, each of which is one span.
+      const enqueueMany = Effect.fnUntraced(function*(
         projectId: ProjectId,
         items: ReadonlyArray<EnqueueJob>,
         asBatch: boolean
@@ -275,7 +276,9 @@ export class Jobs extends Context.Service<Jobs, {
         return toPage(rows, limit, (event) => event.id)
       })
 
-      const enqueueBatch = (projectId: ProjectId, items: ReadonlyArray<EnqueueJob>) => enqueueMany(projectId, items, true)
+      const enqueueBatch = Effect.fn("Jobs.enqueueBatch")(function*(projectId: ProjectId, items: ReadonlyArray<EnqueueJob>) {
+        return yield* enqueueMany(projectId, items, true)
+      })
 
       return Jobs.of({ enqueue, enqueueBatch, get, list, cancel, retry, events })
     })

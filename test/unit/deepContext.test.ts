@@ -1,0 +1,58 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+import { requestContextDepth, withDeepContext } from "../../src/Http/DeepContext.ts"
+
+// Context copies itself with `new Map(...)`: counting Map constructions while a request-like effect
+// adds services to its context shows whether the additions stayed overlays or copied the context.
+let counting = false
+let constructed = 0
+class CountingMap<K, V> extends Map<K, V> {
+  constructor(entries?: Iterable<readonly [K, V]> | null) {
+    super(entries)
+    if (counting) constructed++
+  }
+}
+
+const refs = Array.from({ length: 60 }, (_, i) => Context.Reference<number>(`test/DeepContext/${i}`, { defaultValue: () => -1 }))
+
+// An application-sized context: 40 services.
+const application = refs.slice(0, 40).reduce<Context.Context<never>>((context, ref, i) => Context.add(context, ref, i), Context.empty())
+
+// 20 nested additions, as a request's spans, annotations and metrics make, then a lookup in the application context.
+const request = refs.slice(40).reduce<Effect.Effect<number>>(
+  (effect, ref, i) => Effect.provideService(effect, ref, i),
+  Effect.map(refs[0] ?? Context.Reference<number>("test/DeepContext/missing", { defaultValue: () => -1 }), (n) => n)
+)
+
+/** Map constructions while `request` runs inside a layer, with the application context provided. */
+const copiesIn = (wrap: (layer: Layer.Layer<never>) => Layer.Layer<never>) => {
+  let result: { readonly copies: number; readonly value: number } | undefined
+  const layer = wrap(Layer.effectDiscard(Effect.gen(function*() {
+    const originalMap = globalThis.Map
+    globalThis.Map = CountingMap
+    counting = true
+    constructed = 0
+    const value = yield* request.pipe(Effect.ensuring(Effect.sync(() => {
+      counting = false
+      globalThis.Map = originalMap
+    })))
+    result = { copies: constructed, value }
+  }))).pipe(Layer.provide(Layer.succeedContext(application)))
+  Effect.runSync(Effect.scoped(Layer.build(layer)))
+  if (result === undefined) throw new Error("the layer did not run")
+  return result
+}
+
+describe("withDeepContext", () => {
+  it("keeps a request's additions as overlays instead of copying the application context", () => {
+    const plain = copiesIn((layer) => layer)
+    const deep = copiesIn(withDeepContext)
+    // Both see the application's services.
+    assert.strictEqual(plain.value, 0)
+    assert.strictEqual(deep.value, 0)
+    // Context's default keeps 8 overlays: 20 additions copy the 40-service context twice.
+    assert.isAtLeast(plain.copies, 2)
+    assert.isBelow(20, requestContextDepth)
+    assert.strictEqual(deep.copies, 0)
+  })
+})
