@@ -120,7 +120,9 @@ export const EnvelopeMiddleware = HttpRouter.middleware(
     return (httpEffect): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
-        const requestId = resolveRequestId(request.headers["x-request-id"])
+        // Resolved by the request logger around the router; resolved here where nothing did.
+        const outer = yield* CurrentRequestId
+        const requestId = outer === "" ? resolveRequestId(request.headers["x-request-id"]) : outer
         const path = request.url.split("?", 1)[0] ?? ""
         const address = Option.getOrElse(request.remoteAddress, () => "unknown")
         const limited = probes.has(path) ? undefined : yield* Effect.flip(limits.check("address", address)).pipe(
@@ -133,10 +135,9 @@ export const EnvelopeMiddleware = HttpRouter.middleware(
             { status: 429 }
           )
           : yield* Effect.flatMap(invalidUtf8(request), (invalid) => invalid ?? httpEffect).pipe(
-            Effect.provideService(CurrentRequestId, requestId),
             Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
             Effect.catchCause(causeToResponse),
-            Effect.annotateLogs({ requestId })
+            (handled) => outer === "" ? handled.pipe(Effect.provideService(CurrentRequestId, requestId), Effect.annotateLogs({ requestId })) : handled
           )
         const { body, response: enveloped } = toEnvelope(response, requestId)
         return HttpServerResponse.setHeaders(retryAfter(enveloped, body), {

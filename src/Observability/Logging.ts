@@ -1,7 +1,7 @@
 import { Console, Effect, Formatter, Layer, Logger, References } from "effect"
-import { Headers, HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { AppConfig } from "../Config/AppConfig.ts"
-import { resolveRequestId } from "../Http/RequestId.ts"
+import { CurrentRequestId, resolveRequestId } from "../Http/RequestId.ts"
 
 const reserved = new Set(["time", "level", "message", "traceId", "spanId", "cause", "durations"])
 
@@ -61,24 +61,19 @@ export const LoggingLive = Layer.unwrap(Effect.gen(function*() {
 /**
  * Effect's request logger (`HttpMiddleware.logger`: method, path without the
  * query, status; never headers or bodies), with the request id on its line.
- * It runs outside the router, so the envelope middleware's
- * `annotateLogs({ requestId })` does not reach it: the id is resolved here
- * first, and a minted one is handed on as the request's `x-request-id`, so
- * the envelope (which adopts a well-formed incoming id) answers with the same.
+ * It runs outside the router, so the id is resolved here, first: a
+ * well-formed incoming `x-request-id` or a minted one, provided as
+ * `CurrentRequestId` and as a log annotation to everything the request runs,
+ * the envelope middleware (which answers with it) included.
  * For `HttpRouter.serve(..., { disableLogger: true, middleware: requestLogger })`.
  */
 export const requestLogger = <E, R>(
   app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const incoming = request.headers["x-request-id"]
-    const requestId = resolveRequestId(incoming)
-    const logged = HttpMiddleware.logger(app).pipe(Effect.annotateLogs({ requestId }))
-    return yield* requestId === incoming ? logged : logged.pipe(
-      Effect.provideService(
-        HttpServerRequest.HttpServerRequest,
-        request.modify({ headers: Headers.set(request.headers, "x-request-id", requestId) })
-      )
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const requestId = resolveRequestId(request.headers["x-request-id"])
+    return HttpMiddleware.logger(app).pipe(
+      Effect.annotateLogs({ requestId }),
+      Effect.provideService(CurrentRequestId, requestId)
     )
   })
