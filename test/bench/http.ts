@@ -110,10 +110,14 @@ export const httpForemanCommand = () => {
   return ["node", ...flags, ...extraFlags, script]
 }
 
+/** The environment `npm start` sets for Foreman (e.g. `MALLOC_ARENA_MAX`). */
+export const httpForemanEnv = () => startCommand().env
+
 const startForeman = async (url: string, adminKey: string): Promise<Foreman> => {
   const port = await freePort()
   const child = spawnNode(0, httpForemanCommand().slice(1), {
     ...process.env,
+    ...httpForemanEnv(),
     ...identityEnv,
     PORT: String(port),
     HOST: "127.0.0.1",

@@ -24,7 +24,7 @@ import { startEmbeddedPostgres } from "../../src/Sql/EmbeddedPostgres.ts"
 import { freePort } from "../support/freePort.ts"
 import { buildBundle } from "../support/startScript.ts"
 import { dropDatabase, enabled, type LatencyResult, newDatabase, query, settings } from "./common.ts"
-import { batchSize, httpForemanCommand, httpRole, type HttpRun, runHttp, taskset } from "./http.ts"
+import { batchSize, httpForemanCommand, httpForemanEnv, httpRole, type HttpRun, runHttp, taskset } from "./http.ts"
 import { renderMarkdown, renderSvg, type Results, targets } from "./render.ts"
 import { graphileSettings, runGraphile } from "./systems/graphile.ts"
 import { foremanConfig, runForeman } from "./systems/foreman.ts"
@@ -165,7 +165,7 @@ const main = async (baseUrl: string) => {
         connections: settings.httpConnections,
         batchSize,
         foremanRole: httpRole,
-        foremanCommand: httpForemanCommand().join(" "),
+        foremanCommand: [...Object.entries(httpForemanEnv()).map(([name, value]) => `${name}=${value}`), ...httpForemanCommand()].join(" "),
         pinned: taskset === undefined ? "no (taskset not found)" : "server on core 0, load generator on core 1"
       }
     },

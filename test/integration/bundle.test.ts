@@ -64,12 +64,12 @@ describe("the esbuild bundles (npm run build)", () => {
 
   it("the server, started as npm start starts it, migrates, serves the API, runs a handler module's job, and exits 0 on SIGTERM", async () => {
     const { url, db } = await freshDatabase()
-    const { flags, script } = startCommand()
+    const { env, flags, script } = startCommand()
     assert.strictEqual(script, "dist/server/main.js")
     const service = await startService({
       databaseUrl: url,
       nodeArgs: [...flags, script],
-      env: { FOREMAN_INSTANCE_ID: "bundle", FOREMAN_ADMIN_API_KEY: adminKey, FOREMAN_POLL_INTERVAL_MS: "100" }
+      env: { ...env, FOREMAN_INSTANCE_ID: "bundle", FOREMAN_ADMIN_API_KEY: adminKey, FOREMAN_POLL_INTERVAL_MS: "100" }
     })
     try {
       // The migrations directory resolved from dist/server/ is the repository's.

@@ -12,22 +12,32 @@ import { fileURLToPath } from "node:url"
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 
 export interface NodeCommand {
+  /** Environment assignments before `node`, e.g. `MALLOC_ARENA_MAX=2`. */
+  readonly env: Readonly<Record<string, string>>
   /** The `node` flags before the script, e.g. `--max-semi-space-size=8`. */
   readonly flags: ReadonlyArray<string>
   /** The script, relative to the repository root, e.g. `dist/server/main.js`. */
   readonly script: string
 }
 
-/** Parses `build && node <flags…> <script>`: the command after the last `&&`, split on spaces. */
+const assignment = /^([A-Z_][A-Z0-9_]*)=(\S*)$/
+
+/** Parses `build && NAME=value… node <flags…> <script>`: the command after the last `&&`, split on spaces. */
 export const parseStartScript = (start: string): NodeCommand => {
-  const command = (start.split("&&").at(-1) ?? "").split(" ").filter((word) => word !== "")
-  const [program, ...args] = command
+  const words = (start.split("&&").at(-1) ?? "").split(" ").filter((word) => word !== "")
+  const env: Record<string, string> = {}
+  let at = 0
+  for (let match = assignment.exec(words[at] ?? ""); match !== null; match = assignment.exec(words[at] ?? "")) {
+    env[match[1] ?? ""] = match[2] ?? ""
+    at++
+  }
+  const [program, ...args] = words.slice(at)
   const flags = args.slice(0, -1)
   const script = args.at(-1)
   if (program !== "node" || script === undefined || script.startsWith("-") || flags.some((flag) => !flag.startsWith("-"))) {
-    throw new Error(`expected the start script to end in 'node <flags…> <script>', got '${start}'`)
+    throw new Error(`expected the start script to end in '[NAME=value…] node <flags…> <script>', got '${start}'`)
   }
-  return { flags, script }
+  return { env, flags, script }
 }
 
 /** The `node` command of package.json's `scripts.start`. */

@@ -153,8 +153,15 @@ describe("Dockerfile", () => {
     assert.match(healthchecks[0]?.args ?? "", /CMD \["node",/, "the health check uses node (no curl in slim images)")
     const cmds = finalOf("CMD")
     assert.strictEqual(cmds.length, 1)
-    const { flags, script } = startCommand()
+    const { env, flags, script } = startCommand()
     assert.deepStrictEqual(JSON.parse(cmds[0]?.args ?? ""), ["node", ...flags, script])
+    assert.isNotEmpty(Object.keys(env), "npm start sets MALLOC_ARENA_MAX")
+    for (const [name, value] of Object.entries(env)) {
+      assert.isTrue(
+        finalOf("ENV").some((instruction) => new RegExp(`(^|\\s)${name}=${value}(\\s|$)`).test(instruction.args)),
+        `the image sets ${name}=${value} as npm start does`
+      )
+    }
   })
 
   it("the packages the bundle leaves out (esbuild --external) are production dependencies", () => {
