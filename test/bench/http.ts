@@ -1,8 +1,8 @@
 /**
  * The HTTP workload: Foreman as a child process running what `npm start` runs
- * (the bundle `dist/server/main.js` with the start script's `node` flags, built
- * once by run.ts; pinned to core 0 where `taskset` exists) under autocannon
- * load from another child process (pinned to core 1), beside the bare
+ * (the bundle `dist/server/main.js` with the start script's environment and
+ * `node` flags, built once by run.ts; pinned to core 0 where `taskset` exists)
+ * under autocannon load from another child process (pinned to core 1), beside the bare
  * `node:http` + `pg` baseline (baseline-server.ts) on the same core, against
  * the same schema.
  * Each target gets its own fresh database, set up through the real API.
