@@ -2,7 +2,7 @@ import { ByteSize, Cause, Effect, Option, type Types } from "effect"
 import { Headers, HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { RateLimits } from "./RateLimits.ts"
-import { CurrentRequestId, resolveRequestId } from "./RequestId.ts"
+import { CurrentRequestId } from "./RequestId.ts"
 
 const defaults: Record<number, readonly [code: string, message: string]> = {
   400: ["BadRequest", "The request could not be read"],
@@ -108,9 +108,11 @@ const retryAfter = (response: HttpServerResponse.HttpServerResponse, body: Recor
     : response
 
 /**
- * Global middleware: request id in and out, the per-address rate limit, body
- * size limit, security headers, and the error envelope on every failure,
- * including those raised before routing.
+ * Global middleware: the request id on the response, the per-address rate
+ * limit, body size limit, security headers, and the error envelope on every
+ * failure, including those raised before routing. The id itself is resolved
+ * once, outside the router, by the request logger every listener is served
+ * with (`requestLogger`, src/Observability/Logging.ts).
  */
 export const EnvelopeMiddleware = HttpRouter.middleware(
   Effect.gen(function*() {
@@ -120,9 +122,7 @@ export const EnvelopeMiddleware = HttpRouter.middleware(
     return (httpEffect): Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest> =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
-        // Resolved by the request logger around the router; resolved here where nothing did.
-        const outer = yield* CurrentRequestId
-        const requestId = outer === "" ? resolveRequestId(request.headers["x-request-id"]) : outer
+        const requestId = yield* CurrentRequestId
         const path = request.url.split("?", 1)[0] ?? ""
         const address = Option.getOrElse(request.remoteAddress, () => "unknown")
         const limited = probes.has(path) ? undefined : yield* Effect.flip(limits.check("address", address)).pipe(
@@ -136,8 +136,7 @@ export const EnvelopeMiddleware = HttpRouter.middleware(
           )
           : yield* Effect.flatMap(invalidUtf8(request), (invalid) => invalid ?? httpEffect).pipe(
             Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
-            Effect.catchCause(causeToResponse),
-            (handled) => outer === "" ? handled.pipe(Effect.provideService(CurrentRequestId, requestId), Effect.annotateLogs({ requestId })) : handled
+            Effect.catchCause(causeToResponse)
           )
         const { body, response: enveloped } = toEnvelope(response, requestId)
         return HttpServerResponse.setHeaders(retryAfter(enveloped, body), {

@@ -4,6 +4,7 @@ import { SqlClient } from "effect/sql"
 import { QueueName } from "../../src/Domain/Ids.ts"
 import { EngineRepo } from "../../src/Engine/EngineRepo.ts"
 import { setupProject } from "../support/fixtures.ts"
+import { insertSucceededJobs } from "../support/stats.ts"
 import { clientFor, TestApp } from "../support/TestApp.ts"
 
 // Found by the retained-history benchmark (issue #6): with 1,000,000 finished jobs kept and none
@@ -21,12 +22,7 @@ layer(TestApp({ maintenanceIntervalMs: 3_600_000 }), { timeout: 120_000, exclude
         const { projectId, tokens } = yield* setupProject("prune scan")
         const admin = yield* clientFor(tokens.admin)
         yield* admin.queues.create({ params: { projectId }, payload: { name: QueueName.make("kept"), retention_seconds: 86_400 } })
-        yield* sql`
-          INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, attempt, max_attempts,
-                            timeout_ms, created_at, updated_at, started_at, finished_at, result)
-          SELECT gen_random_uuid(), ${projectId}, 'kept', 'noop', '{}', 2, 'succeeded', now(), 1, 1,
-                 60000, now(), now(), now(), now() - g * interval '1 second', 'null'::jsonb
-          FROM generate_series(1, 50000) AS g`
+        yield* insertSucceededJobs(projectId, "kept", "noop", 50_000)
         yield* sql.unsafe("ANALYZE jobs")
         // Rows read by sequential scans of jobs and job_events, as the statistics views show them.
         const seqRead = sql<{ readonly relname: string; readonly n: string }>`

@@ -5,7 +5,7 @@ import { QueueName } from "../../src/Domain/Ids.ts"
 import { EngineRepo } from "../../src/Engine/EngineRepo.ts"
 import { setupProject } from "../support/fixtures.ts"
 import { testClaim } from "../support/engine.ts"
-import { readsOfIndex } from "../support/stats.ts"
+import { insertSucceededJobs, readsOfIndex } from "../support/stats.ts"
 import { clientFor, TestApp } from "../support/TestApp.ts"
 
 // Found by the retained-history benchmark (issue #6): once ANALYZE had seen a table of finished
@@ -27,12 +27,7 @@ layer(TestApp({ maintenanceIntervalMs: 3_600_000 }), { timeout: 120_000, exclude
         const { projectId, tokens } = yield* setupProject("running index")
         const admin = yield* clientFor(tokens.admin)
         yield* admin.queues.create({ params: { projectId }, payload: { name: QueueName.make("hot") } })
-        yield* sql`
-          INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, attempt, max_attempts,
-                            timeout_ms, created_at, updated_at, started_at, finished_at, result)
-          SELECT gen_random_uuid(), ${projectId}, 'hot', 'ext.history', '{}', 2, 'succeeded', now(), 1, 1,
-                 60000, now(), now(), now(), now(), 'null'::jsonb
-          FROM generate_series(1, 20000)`
+        yield* insertSucceededJobs(projectId, "hot", "ext.history", 20_000)
         yield* sql`
           INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms)
           SELECT gen_random_uuid(), ${projectId}, 'hot', 'ext.stats', '{}', 2, 'available', now(), 3, 60000

@@ -22,3 +22,18 @@ export const readsOfIndex = <A>(index: string, client: SqlClient.SqlClient, stat
     yield* Effect.sleep("200 millis")
     return { result, read: (yield* indexReads(index)) - before }
   }).pipe(Effect.orDie)
+
+/**
+ * Inserts `count` succeeded jobs straight into `jobs` (no events), finished one second apart
+ * going back from now: the history the regression tests build before running ANALYZE.
+ */
+export const insertSucceededJobs = (projectId: string, queue: string, kind: string, count: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      INSERT INTO jobs (id, project_id, queue, kind, payload, priority, state, run_at, attempt, max_attempts,
+                        timeout_ms, created_at, updated_at, started_at, finished_at, result)
+      SELECT gen_random_uuid(), ${projectId}, ${queue}, ${kind}, '{}', 2, 'succeeded', now(), 1, 1,
+             60000, now(), now(), now(), now() - g * interval '1 second', 'null'::jsonb
+      FROM generate_series(1, ${count}) AS g`
+  }).pipe(Effect.orDie)

@@ -13,15 +13,21 @@ class CountingMap<K, V> extends Map<K, V> {
   }
 }
 
-const refs = Array.from({ length: 60 }, (_, i) => Context.Reference<number>(`test/DeepContext/${i}`, { defaultValue: () => -1 }))
+const reference = (name: string) => Context.Reference<number>(`test/DeepContext/${name}`, { defaultValue: () => -1 })
+const first = reference("application-0")
 
 // An application-sized context: 40 services.
-const application = refs.slice(0, 40).reduce<Context.Context<never>>((context, ref, i) => Context.add(context, ref, i), Context.empty())
+const application = Array.from({ length: 39 }, (_, i) => reference(`application-${i + 1}`)).reduce<Context.Context<never>>(
+  (context, ref, i) => Context.add(context, ref, i + 1),
+  Context.make(first, 0)
+)
 
 // 20 nested additions, as a request's spans, annotations and metrics make, then a lookup in the application context.
-const request = refs.slice(40).reduce<Effect.Effect<number>>(
+const request = Array.from({ length: 20 }, (_, i) => reference(`request-${i}`)).reduce<Effect.Effect<number>>(
   (effect, ref, i) => Effect.provideService(effect, ref, i),
-  Effect.map(refs[0] ?? Context.Reference<number>("test/DeepContext/missing", { defaultValue: () => -1 }), (n) => n)
+  Effect.gen(function*() {
+    return yield* first
+  })
 )
 
 /** Map constructions while `request` runs inside a layer, with the application context provided. */
