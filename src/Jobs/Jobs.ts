@@ -129,7 +129,10 @@ export class Jobs extends Context.Service<Jobs, {
         single: boolean,
         reservation: Reservation | undefined
       ) {
-        const inserted = yield* repo.insertMany(projectId, batch, actor, reservation)
+        const lone = single && reservation === undefined ? batch[0] : undefined
+        const inserted = lone === undefined
+          ? yield* repo.insertMany(projectId, batch, actor, reservation)
+          : yield* Effect.map(repo.insertCoalesced(projectId, lone, actor), (row) => row === undefined ? [] : [row])
         yield* recordEnqueued(inserted.map((row) => row.job))
         if (reservation !== undefined) {
           const claimed = inserted.find((row) => row.claimed !== undefined)?.claimed

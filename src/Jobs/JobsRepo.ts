@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Exit, Layer, Request, RequestResolver, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { JobId as JobIdSchema, ProjectId as ProjectIdSchema, QueueName as QueueNameSchema } from "../Domain/Ids.ts"
@@ -147,6 +147,17 @@ const columns = `id, project_id, queue, kind, payload, priority, state, attempt,
        WHEN assigned_user_id IS NOT NULL THEN jsonb_build_object('user_id', assigned_user_id) END AS assign, review_required, review_deadline_ms, review_on_deadline, review_due_at, review_feedback,
   created_at, updated_at, finished_at`
 
+/** At most this many single enqueues share one statement. */
+const coalesceLimit = 100
+
+interface CoalescedInsert extends Request.Request<InsertedJob | undefined> {
+  readonly _tag: "CoalescedInsert"
+  readonly projectId: ProjectId
+  readonly actor: string
+  readonly row: NewJob & { readonly traceparent: string | null }
+}
+const CoalescedInsert = Request.tagged<CoalescedInsert>("CoalescedInsert")
+
 /** One job to insert; `null` fields fall back to the queue's defaults or to now. */
 export interface NewJob {
   readonly id: string
@@ -194,6 +205,12 @@ export class JobsRepo extends Context.Service<JobsRepo, {
     actor: string,
     eager?: EagerClaim
   ): Effect.Effect<ReadonlyArray<InsertedJob>>
+  /**
+   * One job, inserted as `insertMany` would, in a statement shared with the other
+   * single enqueues of the same project and actor waiting at that moment.
+   * `undefined` when it was not inserted.
+   */
+  insertCoalesced(projectId: ProjectId, job: NewJob, actor: string): Effect.Effect<InsertedJob | undefined>
   findByIdempotencyKeys(projectId: ProjectId, keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<StoredJob>>
   find(projectId: ProjectId, id: JobId): Effect.Effect<Job | undefined>
   list(projectId: ProjectId, filter: JobFilter, after: string | undefined, limit: number): Effect.Effect<ReadonlyArray<Job>>
@@ -214,8 +231,13 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       // The enqueue request's span context is stored with each job as its `traceparent`.
       // With `eager`, a due, unassigned job of an unpaused, uncapped queue is inserted already
       // claimed by that engine instance (eager dispatch), with its `started` event after `enqueued`.
-      const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string, eager?: EagerClaim) =>
-        Effect.flatMap(currentTraceparent, (traceparent) => sql`
+      const insertRows = (
+        projectId: ProjectId,
+        batch: ReadonlyArray<NewJob & { readonly traceparent: string | null }>,
+        actor: string,
+        eager?: EagerClaim
+      ) =>
+        sql`
           WITH inserted AS (
             INSERT INTO jobs (assigned_worker_id, assigned_label, assigned_user_id, id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
                               retry_policy, idempotency_key, request_hash, traceparent,
@@ -230,7 +252,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                      'factor', coalesce((x.retry_policy->>'factor')::float8, q.backoff_factor),
                      'max_delay_ms', coalesce((x.retry_policy->>'max_delay_ms')::int, q.backoff_max_ms),
                      'jitter', coalesce((x.retry_policy->>'jitter')::float8, q.backoff_jitter)) END,
-                   x.idempotency_key, decode(x.request_hash, 'hex'), ${traceparent}::text,
+                   x.idempotency_key, decode(x.request_hash, 'hex'), x.traceparent,
                    coalesce((x.review->>'required')::boolean, q.review_required),
                    CASE WHEN x.review ? 'deadline_ms' THEN (x.review->>'deadline_ms')::int ELSE q.review_deadline_ms END,
                    coalesce(x.review->>'on_deadline', q.review_on_deadline),
@@ -244,7 +266,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                    assigned_worker_id uuid, assigned_label text, assigned_user_id uuid,
                    id uuid, queue text, kind text, payload jsonb, priority smallint, run_at timestamptz,
                    delay_ms bigint, max_attempts integer, retry_policy jsonb, timeout_ms integer,
-                   idempotency_key text, request_hash text, review jsonb)
+                   idempotency_key text, request_hash text, review jsonb, traceparent text)
             JOIN queues q ON q.project_id = ${projectId} AND q.name = x.queue
             CROSS JOIN LATERAL (
               SELECT coalesce(x.run_at, now() + coalesce(x.delay_ms, 0) * interval '1 millisecond') AS run_at,
@@ -290,7 +312,47 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           Effect.map((rows) => rows.map(toInserted)),
           Effect.orDie,
           traced("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })
-        ))
+        )
+
+      const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string, eager?: EagerClaim) =>
+        Effect.flatMap(
+          currentTraceparent,
+          (traceparent) => insertRows(projectId, batch.map((job) => ({ ...job, traceparent })), actor, eager)
+        )
+
+      // Single enqueues of one project and actor that arrive together share one statement (see
+      // docs/adr/0007). A failed shared statement is retried row by row, so one request's bad row
+      // fails that request alone.
+      const coalesced = RequestResolver.makeGrouped<CoalescedInsert, string>({
+        key: ({ request }) => `${request.projectId} ${request.actor}`,
+        resolver: (entries) => {
+          const first = entries[0].request
+          const one = (entry: Request.Entry<CoalescedInsert>) =>
+            Effect.map(
+              Effect.exit(insertRows(first.projectId, [entry.request.row], first.actor)),
+              (exit) => entry.completeUnsafe(Exit.map(exit, (rows) => rows[0]))
+            )
+          if (entries.length === 1) return one(entries[0])
+          return Effect.flatMap(
+            Effect.exit(insertRows(first.projectId, entries.map((entry) => entry.request.row), first.actor)),
+            (exit) => {
+              if (Exit.isFailure(exit)) return Effect.forEach(entries, one, { discard: true })
+              const byId = new Map<string, InsertedJob>(exit.value.map((row) => [row.job.id, row]))
+              for (const entry of entries) entry.completeUnsafe(Exit.succeed(byId.get(entry.request.row.id)))
+              return Effect.void
+            }
+          )
+        }
+      }).pipe(
+        RequestResolver.batchN(coalesceLimit),
+        RequestResolver.withSpan("JobsRepo.insertCoalesced")
+      )
+
+      const insertCoalesced = (projectId: ProjectId, job: NewJob, actor: string) =>
+        Effect.flatMap(
+          currentTraceparent,
+          (traceparent) => Effect.request(CoalescedInsert({ projectId, actor, row: { ...job, traceparent } }), coalesced)
+        )
 
       const findByIdempotencyKeys = (projectId: ProjectId, keys: ReadonlyArray<string>) =>
         sql`SELECT ${sql.literal(columns)} FROM jobs
@@ -389,7 +451,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           traced("JobsRepo.events")
         )
 
-      return JobsRepo.of({ insertMany, findByIdempotencyKeys, find, list, cancel, retry, events })
+      return JobsRepo.of({ insertMany, insertCoalesced, findByIdempotencyKeys, find, list, cancel, retry, events })
     })
   )
 }
