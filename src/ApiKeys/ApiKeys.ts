@@ -12,7 +12,7 @@ import { Audit } from "../Audit/Audit.ts"
 import { Notifier } from "../Engine/Notifier.ts"
 import type { ApiKey } from "./Api.ts"
 import { type ApiKeyRow, ApiKeysRepo } from "./ApiKeysRepo.ts"
-import { traced } from "../Observability/Tracing.ts"
+import { spanned, traced } from "../Observability/Tracing.ts"
 
 const unauthorized = () => new Unauthorized({ message: "missing, malformed, unknown or revoked API key" })
 
@@ -149,7 +149,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         return yield* toApiKey(row)
       })
 
-      const authenticate = Effect.fn("ApiKeys.authenticate")(function*(token: string) {
+      const authenticate = spanned("ApiKeys.authenticate", Effect.fnUntraced(function*(token: string) {
         if (token.length === 0 || token.length > 512) return yield* unauthorized()
         const row = yield* lookup(prefixOf(token))
         // The hash comparison runs whether or not the row exists, so the
@@ -158,7 +158,7 @@ export class ApiKeys extends Context.Service<ApiKeys, {
         if (row === undefined || !valid || row.revoked_at !== null) return yield* unauthorized()
         const principal: Principal = { kind: "api_key", keyId: row.id, projectId: row.project_id, role: row.role }
         return principal
-      })
+      }))
 
       const bootstrap = sql.withTransaction(
         Effect.gen(function*() {

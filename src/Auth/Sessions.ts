@@ -15,6 +15,7 @@ import type { UserPrincipal } from "./Principal.ts"
 import { IdentitySecrets } from "./Secrets.ts"
 import { SessionsRepo } from "./SessionsRepo.ts"
 import { Audit } from "../Audit/Audit.ts"
+import { spanned } from "../Observability/Tracing.ts"
 
 const badCredentials = () => new Unauthorized({ message: "invalid email or password" })
 const badRefresh = () => new Unauthorized({ message: "invalid, expired, used or revoked refresh token" })
@@ -138,7 +139,7 @@ export class Sessions extends Context.Service<Sessions, {
         if (state !== undefined) yield* repo.revokeFamily(state.family_id, "logout")
       })
 
-      const authenticate = Effect.fn("Sessions.authenticate")(function*(accessToken: string) {
+      const authenticate = spanned("Sessions.authenticate", Effect.fnUntraced(function*(accessToken: string) {
         const claims = yield* verifyAccessToken(secrets.jwtKeys, jwt, accessToken).pipe(
           Effect.mapError(badAccess)
         )
@@ -150,7 +151,7 @@ export class Sessions extends Context.Service<Sessions, {
         const memberships = new Map<ProjectId, MemberRole>(rows.map((row) => [row.project_id, row.role]))
         const principal: UserPrincipal = { kind: "user", userId, email, sessionId: claims.sessionId, memberships }
         return principal
-      })
+      }))
 
       return Sessions.of({ login, refresh, logout, authenticate })
     })

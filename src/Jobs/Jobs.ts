@@ -32,6 +32,7 @@ import { checkAssignees } from "../Workers/Assignees.ts"
 import { toColumns } from "../Workers/Assignment.ts"
 import { WorkersRepo } from "../Workers/WorkersRepo.ts"
 import { LocalDispatch, type Reservation } from "../Engine/LocalDispatch.ts"
+import { spanned } from "../Observability/Tracing.ts"
 
 type EnqueueError = NotFound | Forbidden | Conflict | PayloadTooLarge | Unprocessable | ValidationError
 
@@ -199,18 +200,18 @@ export class Jobs extends Context.Service<Jobs, {
         return yield* (batch.length === 1 ? written : sql.withTransaction(written)).pipe(Effect.catchTag("SqlError", Effect.die))
       })
 
-      const enqueue = Effect.fn("Jobs.enqueue")(function*(projectId: ProjectId, item: EnqueueJob) {
+      const enqueue = spanned("Jobs.enqueue", Effect.fnUntraced(function*(projectId: ProjectId, item: EnqueueJob) {
         const [job] = yield* enqueueMany(projectId, [item], false)
         if (job === undefined) return yield* Effect.die(new Error("enqueue returned no job"))
         return job
-      })
+      }))
 
-      const get = Effect.fn("Jobs.get")(function*(projectId: ProjectId, id: JobId) {
+      const get = spanned("Jobs.get", Effect.fnUntraced(function*(projectId: ProjectId, id: JobId) {
         yield* projects.access(projectId, "jobs:read")
         const job = yield* repo.find(projectId, id)
         if (job === undefined) return yield* jobNotFound()
         return job
-      })
+      }))
 
       const list = Effect.fn("Jobs.list")(function*(
         projectId: ProjectId,
@@ -279,9 +280,9 @@ export class Jobs extends Context.Service<Jobs, {
         return toPage(rows, limit, (event) => event.id)
       })
 
-      const enqueueBatch = Effect.fn("Jobs.enqueueBatch")(function*(projectId: ProjectId, items: ReadonlyArray<EnqueueJob>) {
+      const enqueueBatch = spanned("Jobs.enqueueBatch", Effect.fnUntraced(function*(projectId: ProjectId, items: ReadonlyArray<EnqueueJob>) {
         return yield* enqueueMany(projectId, items, true)
-      })
+      }))
 
       return Jobs.of({ enqueue, enqueueBatch, get, list, cancel, retry, events })
     })

@@ -7,6 +7,7 @@ import { newId, ProjectId } from "../Domain/Ids.ts"
 import { decodeCursor, defaultLimit, toPage, type PageOptions, type PageOf } from "../Domain/Pagination.ts"
 import type { Project } from "./Api.ts"
 import { ProjectsRepo } from "./ProjectsRepo.ts"
+import { spanned } from "../Observability/Tracing.ts"
 
 const notFound = () => new NotFound({ message: "project not found" })
 
@@ -28,12 +29,12 @@ export class Projects extends Context.Service<Projects, {
     Effect.gen(function*() {
       const repo = yield* ProjectsRepo
 
-      const access = Effect.fn("Projects.access")(function*(projectId: ProjectId, action: Action) {
+      const access = spanned("Projects.access", Effect.fnUntraced(function*(projectId: ProjectId, action: Action) {
         const principal = yield* authorize(projectId, action)
         if (isPlatformAdmin(principal) && !(yield* repo.exists(projectId))) {
           return yield* notFound()
         }
-      })
+      }))
 
       const create = Effect.fn("Projects.create")(function*(name: string) {
         yield* requirePlatformAdmin()
