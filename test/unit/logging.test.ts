@@ -64,6 +64,24 @@ describe("JSON logger", () => {
       assert.notInclude(JSON.stringify(line), "s3cr3t")
     }))
 
+  it.effect("a request-style line (string message, plain annotations) is written exactly as the general path writes it", () =>
+    Effect.gen(function*() {
+      // Same line twice; the second also carries an object annotation, which sends it down the general path.
+      const annotations = { requestId: "req-1", "http.method": "POST", "http.status": 201, cached: false, note: null }
+      const line = (extra: Record<string, unknown>) =>
+        Effect.logInfo("Sent HTTP response").pipe(
+          Effect.annotateLogs({ ...annotations, ...extra }),
+          Effect.withLogSpan("http.span"),
+          Effect.withSpan("request")
+        )
+      const [fast, general] = yield* logged(Effect.andThen(line({}), line({ object: { nested: true } })))
+      assert.deepStrictEqual(general?.object, { nested: true })
+      const { object: _, ...rest } = general ?? {}
+      assert.deepStrictEqual(Object.keys(fast ?? {}), Object.keys(rest))
+      assert.deepStrictEqual({ ...fast, time: 0, traceId: 0, spanId: 0 }, { ...rest, time: 0, traceId: 0, spanId: 0 })
+      assert.deepStrictEqual(fast?.durations, { "http.span": 0 })
+    }))
+
   it.effect("lines below the minimum level are not written", () =>
     Effect.gen(function*() {
       const lines = yield* logged(Effect.gen(function*() {
