@@ -1,4 +1,4 @@
-import { Context, Effect, Exit, Layer, Request, RequestResolver, Schema } from "effect"
+import { Context, Deferred, Effect, Exit, Layer, Option, Schema, Scope, type Tracer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { JobId, ProjectId, QueueName } from "../Domain/Ids.ts"
 import { JobId as JobIdSchema, ProjectId as ProjectIdSchema, QueueName as QueueNameSchema } from "../Domain/Ids.ts"
@@ -150,13 +150,15 @@ const columns = `id, project_id, queue, kind, payload, priority, state, attempt,
 /** At most this many single enqueues share one statement. */
 const coalesceLimit = 100
 
-interface CoalescedInsert extends Request.Request<InsertedJob | undefined> {
-  readonly _tag: "CoalescedInsert"
-  readonly projectId: ProjectId
-  readonly actor: string
+/** A single enqueue waiting for the statement it shares with others (`insertCoalesced`). */
+interface Waiting {
   readonly row: NewJob & { readonly traceparent: string | null }
+  readonly result: Deferred.Deferred<InsertedJob | undefined>
+  /** The caller's span, linked from the shared statement's span. */
+  readonly span: Tracer.AnySpan | undefined
+  /** Set when the caller is interrupted before the statement is sent: its row is left out. */
+  abandoned: boolean
 }
-const CoalescedInsert = Request.tagged<CoalescedInsert>("CoalescedInsert")
 
 /** One job to insert; `null` fields fall back to the queue's defaults or to now. */
 export interface NewJob {
@@ -322,36 +324,81 @@ export class JobsRepo extends Context.Service<JobsRepo, {
 
       // Single enqueues of one project and actor that arrive together share one statement (see
       // docs/adr/0007). A failed shared statement is retried row by row, so one request's bad row
-      // fails that request alone.
-      const coalesced = RequestResolver.makeGrouped<CoalescedInsert, string>({
-        key: ({ request }) => `${request.projectId} ${request.actor}`,
-        resolver: (entries) => {
-          const first = entries[0].request
-          const one = (entry: Request.Entry<CoalescedInsert>) =>
-            Effect.map(
-              Effect.exit(insertRows(first.projectId, [entry.request.row], first.actor)),
-              (exit) => entry.completeUnsafe(Exit.map(exit, (rows) => rows[0]))
-            )
-          if (entries.length === 1) return one(entries[0])
-          return Effect.flatMap(
-            Effect.exit(insertRows(first.projectId, entries.map((entry) => entry.request.row), first.actor)),
-            (exit) => {
-              if (Exit.isFailure(exit)) return Effect.forEach(entries, one, { discard: true })
-              const byId = new Map<string, InsertedJob>(exit.value.map((row) => [row.job.id, row]))
-              for (const entry of entries) entry.completeUnsafe(Exit.succeed(byId.get(entry.request.row.id)))
-              return Effect.void
-            }
+      // fails that request alone. Written by hand rather than with Effect's RequestResolver: its
+      // batches are pooled and emptied with `Set.clear()`, which leaves every finished request
+      // reachable from the pooled (old-generation) sets until the next full collection, so each
+      // coalesced request's whole object graph was promoted: 50 MB/s under load, three full
+      // collections a second, and most of the enqueue's p99 (docs/benchmarks.md).
+      const scope = yield* Scope.Scope
+      const open = new Map<string, Array<Waiting>>()
+
+      const flush = (projectId: ProjectId, actor: string, batch: ReadonlyArray<Waiting>) => {
+        const live = batch.filter((waiting) => !waiting.abandoned)
+        const one = (waiting: Waiting) =>
+          Effect.flatMap(
+            Effect.exit(insertRows(projectId, [waiting.row], actor)),
+            (exit) => Deferred.done(waiting.result, Exit.map(exit, (rows) => rows[0]))
           )
-        }
-      }).pipe(
-        RequestResolver.batchN(coalesceLimit),
-        RequestResolver.withSpan("JobsRepo.insertCoalesced")
-      )
+        const [first] = live
+        if (first === undefined) return Effect.void
+        const written = live.length === 1 ? one(first) : Effect.flatMap(
+          Effect.exit(insertRows(projectId, live.map((waiting) => waiting.row), actor)),
+          (exit) => {
+            if (Exit.isFailure(exit)) return Effect.forEach(live, one, { discard: true })
+            const byId = new Map<string, InsertedJob>(exit.value.map((row) => [row.job.id, row]))
+            return Effect.forEach(live, (waiting) => Deferred.succeed(waiting.result, byId.get(waiting.row.id)), {
+              discard: true
+            })
+          }
+        )
+        return traced("JobsRepo.insertCoalesced", {
+          attributes: { batchSize: live.length },
+          links: live.flatMap((waiting) => waiting.span === undefined ? [] : [{ span: waiting.span, attributes: {} }])
+        })(written)
+      }
 
       const insertCoalesced = (projectId: ProjectId, job: NewJob, actor: string) =>
         Effect.flatMap(
-          currentTraceparent,
-          (traceparent) => Effect.request(CoalescedInsert({ projectId, actor, row: { ...job, traceparent } }), coalesced)
+          Effect.all([currentTraceparent, Effect.option(Effect.currentParentSpan)]),
+          ([traceparent, span]) =>
+            Effect.suspend(() => {
+              const key = `${projectId} ${actor}`
+              const waiting: Waiting = {
+                row: { ...job, traceparent },
+                result: Deferred.makeUnsafe<InsertedJob | undefined>(),
+                span: Option.getOrUndefined(span),
+                abandoned: false
+              }
+              let batch = open.get(key)
+              const opens = batch === undefined
+              if (batch === undefined) {
+                batch = []
+                open.set(key, batch)
+              }
+              batch.push(waiting)
+              // A full batch takes no more rows; the next enqueue opens another.
+              if (batch.length >= coalesceLimit) open.delete(key)
+              const taken = batch
+              // The batch collects the enqueues that reach this point before the forked fiber first
+              // runs, on the scheduler's next turn. Uninterruptible: once opened, the batch is written
+              // (and its callers answered) even if the scope closes meanwhile.
+              const start = opens
+                ? Effect.forkIn(
+                  Effect.uninterruptible(Effect.suspend(() => {
+                    if (open.get(key) === taken) open.delete(key)
+                    return flush(projectId, actor, taken)
+                  })),
+                  scope
+                )
+                : Effect.void
+              return Effect.andThen(
+                start,
+                Effect.onInterrupt(Deferred.await(waiting.result), () =>
+                  Effect.sync(() => {
+                    waiting.abandoned = true
+                  }))
+              )
+            })
         )
 
       const findByIdempotencyKeys = (projectId: ProjectId, keys: ReadonlyArray<string>) =>
