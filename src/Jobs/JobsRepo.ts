@@ -387,7 +387,13 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                   Effect.uninterruptible(Effect.suspend(() => {
                     if (open.get(key) === taken) open.delete(key)
                     return flush(projectId, actor, taken)
-                  })),
+                  })).pipe(
+                    // No caller may wait forever: whatever ends the writer ends the callers it has not answered.
+                    Effect.onExit((exit) =>
+                      Exit.isSuccess(exit) ? Effect.void : Effect.forEach(taken, (waiting) =>
+                        Deferred.done(waiting.result, Exit.failCause(exit.cause)), { discard: true })
+                    )
+                  ),
                   scope
                 )
                 : Effect.void
