@@ -280,9 +280,10 @@ export class Jobs extends Context.Service<Jobs, {
         return toPage(rows, limit, (event) => event.id)
       })
 
-      const enqueueBatch = spanned("Jobs.enqueueBatch", Effect.fnUntraced(function*(projectId: ProjectId, items: ReadonlyArray<EnqueueJob>) {
-        return yield* enqueueMany(projectId, items, true)
-      }))
+      const enqueueBatch = spanned(
+        "Jobs.enqueueBatch",
+        (projectId: ProjectId, items: ReadonlyArray<EnqueueJob>) => enqueueMany(projectId, items, true)
+      )
 
       return Jobs.of({ enqueue, enqueueBatch, get, list, cancel, retry, events })
     })

@@ -6,7 +6,7 @@ import { OnDeadline, ReviewFeedback, type ReviewPolicyPatch } from "../Domain/Re
 import { RetryPolicy } from "../Queues/Api.ts"
 import { Assignment } from "../Workers/Assignment.ts"
 import { type ClaimedJob, effectiveRetryPolicy } from "../Engine/EngineRepo.ts"
-import { currentTraceparent, traced } from "../Observability/Tracing.ts"
+import { currentTraceparent, requestTraceparent, traced } from "../Observability/Tracing.ts"
 import { type Job, JobEvent, JobState, type Priority } from "./Api.ts"
 
 export const priorities: ReadonlyArray<Priority> = ["critical", "high", "normal", "low"]
@@ -359,14 +359,15 @@ export class JobsRepo extends Context.Service<JobsRepo, {
 
       const insertCoalesced = (projectId: ProjectId, job: NewJob, actor: string) =>
         Effect.flatMap(
-          Effect.all([currentTraceparent, Effect.option(Effect.currentParentSpan)]),
-          ([traceparent, span]) =>
+          Effect.option(Effect.currentParentSpan),
+          (parent) =>
             Effect.suspend(() => {
               const key = `${projectId} ${actor}`
+              const span = Option.getOrUndefined(parent)
               const waiting: Waiting = {
-                row: { ...job, traceparent },
+                row: { ...job, traceparent: span === undefined ? null : requestTraceparent(span) },
                 result: Deferred.makeUnsafe<InsertedJob | undefined>(),
-                span: Option.getOrUndefined(span),
+                span,
                 abandoned: false
               }
               let batch = open.get(key)

@@ -14,6 +14,12 @@ const plainMessage = (message: unknown): string | undefined =>
   ? message[0]
   : undefined
 
+const addTrace = (line: Record<string, unknown>, span: { readonly traceId: string; readonly spanId: string } | undefined) => {
+  if (span === undefined) return
+  line.traceId = span.traceId
+  line.spanId = span.spanId
+}
+
 /**
  * Effect's own structured record (`Logger.formatStructured`, the record behind
  * `Logger.formatJson`), reshaped into one flat object. Written by hand only
@@ -42,10 +48,7 @@ export const formatLine = Logger.make((options): string => {
     for (const key in annotations) {
       if (!reserved.has(key)) line[key] = annotations[key]
     }
-    if (span !== undefined) {
-      line.traceId = span.traceId
-      line.spanId = span.spanId
-    }
+    addTrace(line, span)
     const spans = options.fiber.getRef(References.CurrentLogSpans)
     if (spans.length > 0) {
       const now = options.date.getTime()
@@ -60,10 +63,7 @@ export const formatLine = Logger.make((options): string => {
   for (const [key, value] of Object.entries(entry.annotations)) {
     if (!reserved.has(key)) line[key] = value
   }
-  if (span !== undefined) {
-    line.traceId = span.traceId
-    line.spanId = span.spanId
-  }
+  addTrace(line, span)
   if (entry.cause !== undefined) line.cause = entry.cause
   if (Object.keys(entry.spans).length > 0) line.durations = entry.spans
   return Formatter.formatJson(line)

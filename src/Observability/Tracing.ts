@@ -51,8 +51,11 @@ const requestSpan = (span: Tracer.AnySpan): Tracer.AnySpan => {
  */
 export const currentTraceparent: Effect.Effect<string | null> = Effect.map(
   Effect.option(Effect.currentParentSpan),
-  (span) => Option.isSome(span) ? formatTraceparent(requestSpan(span.value)) : null
+  (span) => Option.isSome(span) ? requestTraceparent(span.value) : null
 )
+
+/** The `traceparent` of the request `span` runs in (see `currentTraceparent`), for a caller that already holds the span. */
+export const requestTraceparent = (span: Tracer.AnySpan): string | null => formatTraceparent(requestSpan(span))
 
 /** A stored `traceparent` as an external span (to link to or to parent on); `undefined` when malformed. */
 export const parseTraceparent = (traceparent: string | null | undefined): Tracer.ExternalSpan | undefined => {
@@ -144,5 +147,7 @@ export const traced = (name: string, options?: Tracer.SpanOptionsNoTrace) =>
 export const spanned = <Args extends ReadonlyArray<unknown>, A, E, R>(
   name: string,
   body: (...args: Args) => Effect.Effect<A, E, R>
-) =>
-(...args: Args): Effect.Effect<A, E, R> => Effect.withSpan(body(...args), name, { captureStackTrace: false })
+) => {
+  const span = traced(name)
+  return (...args: Args): Effect.Effect<A, E, R> => span(body(...args))
+}
