@@ -410,9 +410,16 @@ layer(
         )
         const running = yield* viewer.jobs.list({ params: { projectId }, query: { queue: queue.name, state: "running", limit: 100 } })
         assert.isAtMost(running.items.length, 1, `round ${round}: ${running.items.length} jobs running on a queue capped at 1`)
-        assert.strictEqual(claims.flat().length, running.items.length, `round ${round}`)
+        // A round whose slot stayed empty leaves its queue claimable: later rounds' claims may take from it.
+        const claimedHere = claims.flat().filter((job) => job.queue === queue.name)
+        assert.strictEqual(claimedHere.length, running.items.length, `round ${round}`)
         filled += running.items.length
       }
+      // Every queue, including those whose jobs were claimed in a later round, holds at most one.
+      const allRunning = yield* viewer.jobs.list({ params: { projectId }, query: { state: "running", limit: 100 } })
+      const perQueue = new Map<string, number>()
+      for (const job of allRunning.items) perQueue.set(job.queue, (perQueue.get(job.queue) ?? 0) + 1)
+      for (const [name, count] of perQueue) assert.isAtMost(count, 1, `${count} jobs running on ${name}, capped at 1`)
       // Claims skip a capped queue while another claimer (the in-process engine, say) holds its lock,
       // so a round may end with the slot empty; but most rounds fill it.
       assert.isAtLeast(filled, 20, `the slot was filled in only ${filled} of 30 rounds`)
