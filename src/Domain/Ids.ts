@@ -1,5 +1,6 @@
 import { Schema } from "effect"
-import { v7 as uuidv7 } from "uuid"
+import { randomFillSync } from "node:crypto"
+import { stringify as uuidString, v7 as uuidv7 } from "uuid"
 
 const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
 
@@ -35,11 +36,38 @@ export const UserQueueName = QueueName.check(
   Schema.isPattern(/^[a-z0-9]/, { message: queueNameMessage })
 )
 
+// uuid's v7 reads 16 bytes from WebCrypto for every id it makes, 5 % of a batch enqueue's CPU, and
+// allocates two typed arrays per id. newId hands it bytes from a pool refilled 4 kB at a time (each
+// byte used once) and buffers of its own, and keeps the per-millisecond sequence uuid would keep,
+// so ids made in one millisecond sort in the order made.
+const pool = new Uint8Array(4096)
+let poolOffset = pool.length
+const random = new Uint8Array(16)
+const bytes = new Uint8Array(16)
+const clock = { msecs: Number.NEGATIVE_INFINITY, seq: 0 }
+
 /**
  * Time-ordered UUIDs (v7): ids sort by creation time, so cursor pagination and
  * the primary-key index follow insertion order without a separate sequence.
  */
-export const newId = (): string => uuidv7()
+export const newId = (): string => {
+  if (poolOffset + 16 > pool.length) {
+    randomFillSync(pool)
+    poolOffset = 0
+  }
+  for (let i = 0; i < 16; i++) random[i] = pool[poolOffset + i] ?? 0
+  poolOffset += 16
+  // uuid's own sequence rule: a new millisecond starts from random bits, the same one counts up.
+  const now = Date.now()
+  if (now > clock.msecs) {
+    clock.seq = ((random[6] ?? 0) & 0x7f) << 24 | (random[7] ?? 0) << 16 | (random[8] ?? 0) << 8 | (random[9] ?? 0)
+    clock.msecs = now
+  } else {
+    clock.seq = (clock.seq + 1) | 0
+    if (clock.seq === 0) clock.msecs++
+  }
+  return uuidString(uuidv7({ random, msecs: clock.msecs, seq: clock.seq }, bytes, 0))
+}
 
 export const WorkerId = Uuid.pipe(Schema.brand("WorkerId"))
 export type WorkerId = typeof WorkerId.Type

@@ -85,26 +85,23 @@ export class Jobs extends Context.Service<Jobs, {
       const dispatch = yield* LocalDispatch
 
       /** `index` is the item's place in a batch, `undefined` for the single-job endpoint. */
-      const prepare = (item: EnqueueJob, index: number | undefined, now: number): Effect.Effect<NewJob, EnqueueError> => {
+      // Plain values, not effects: a batch prepares up to 1,000 of them.
+      const prepare = (item: EnqueueJob, index: number | undefined, now: number): NewJob | EnqueueError => {
         const where = (field: string) => index === undefined ? ["payload", field] : ["payload", "jobs", index, field]
         const label = index === undefined ? "job" : `job ${index}`
         if (Buffer.byteLength(JSON.stringify(item.payload), "utf8") > config.maxPayloadBytes) {
-          return Effect.fail(
-            new PayloadTooLarge({ message: `${label}: payload exceeds ${config.maxPayloadBytes} bytes` })
-          )
+          return new PayloadTooLarge({ message: `${label}: payload exceeds ${config.maxPayloadBytes} bytes` })
         }
         if (item.run_at !== undefined && item.delay_ms !== undefined) {
-          return Effect.fail(
-            new ValidationError({
-              message: "give run_at or delay_ms, not both",
-              issues: [{ path: where("run_at"), message: "run_at and delay_ms are mutually exclusive" }]
-            })
-          )
+          return new ValidationError({
+            message: "give run_at or delay_ms, not both",
+            issues: [{ path: where("run_at"), message: "run_at and delay_ms are mutually exclusive" }]
+          })
         }
         if (item.run_at !== undefined && item.run_at.getTime() > now + maxScheduleAheadMs) {
-          return Effect.fail(new Unprocessable({ message: `${label}: run_at is more than 365 days ahead` }))
+          return new Unprocessable({ message: `${label}: run_at is more than 365 days ahead` })
         }
-        return Effect.succeed({
+        return {
           id: newId(),
           queue: item.queue,
           kind: item.kind,
@@ -115,11 +112,12 @@ export class Jobs extends Context.Service<Jobs, {
           max_attempts: item.max_attempts ?? null,
           retry_policy: item.retry_policy === undefined ? null : { ...item.retry_policy },
           timeout_ms: item.timeout_ms ?? null,
+          assign: item.assign ?? null,
           ...toColumns(item.assign),
           idempotency_key: item.idempotency_key ?? null,
           request_hash: item.idempotency_key === undefined ? null : requestHash(item),
           review: item.review === undefined ? null : { ...item.review }
-        })
+        }
       }
 
       /** Inserts what it can in one statement, then explains every row that was not inserted. */
@@ -176,7 +174,12 @@ export class Jobs extends Context.Service<Jobs, {
         const actor = actorName(yield* CurrentPrincipal)
         const now = Date.now()
         const single = items.length === 1 && !asBatch
-        const batch = yield* Effect.forEach(items, (item, index) => prepare(item, single ? undefined : index, now))
+        const batch: Array<NewJob> = []
+        for (const [index, item] of items.entries()) {
+          const prepared = prepare(item, single ? undefined : index, now)
+          if ("_tag" in prepared) return yield* prepared
+          batch.push(prepared)
+        }
         yield* checkAssignees(workers, projectId, batch, single)
         yield* Effect.annotateCurrentSpan({ "foreman.jobs.count": batch.length })
         // A batch's rows are all or nothing: a row refused after others went in (unknown queue, idempotency

@@ -118,8 +118,18 @@ const httpRequestDurationBy = labelled(
   (labels: RequestLabels) => `${labels.route}\u0000${labels.method}\u0000${labels.status}`,
   (labels) => ({ route: labels.route, method: labels.method, status: labels.status })
 )
+/** One update per label set, not per job: a batch of 100 usually has one. */
 export const recordEnqueued = (jobs: ReadonlyArray<JobLabels>) =>
-  Effect.forEach(jobs, (job) => countEnqueued(job), { discard: true })
+  Effect.suspend(() => {
+    const counts = new Map<string, { job: JobLabels; count: number }>()
+    for (const job of jobs) {
+      const key = `${job.queue}\u0000${job.kind}`
+      const found = counts.get(key)
+      if (found === undefined) counts.set(key, { job, count: 1 })
+      else found.count++
+    }
+    return Effect.forEach(counts.values(), ({ job, count }) => countEnqueued(job, count), { discard: true })
+  })
 
 /** An attempt started: counts it, and on the first attempt records the wait since insertion. */
 export const recordStarted = (job: JobLabels & { readonly attempt: number; readonly created_at: Date; readonly started_at: Date }) =>

@@ -37,6 +37,7 @@ const newJob = (queue: string, overrides: Partial<NewJob> = {}): NewJob => ({
   timeout_ms: null,
   idempotency_key: null,
   request_hash: null,
+  assign: null,
   assigned_worker_id: null,
   assigned_label: null,
   assigned_user_id: null,
