@@ -194,8 +194,8 @@ const toInserted = (projectId: ProjectId, job: Row, row: InsertedRow): InsertedJ
 
 /**
  * A job as the statement's `jsonb_to_recordset` reads it: only the fields that are set, since a
- * missing key reads as NULL and most are unset. `traceparent` only when it differs from the
- * statement's.
+ * missing key reads as NULL and most are unset. `traceparent` only when it differs from `shared`,
+ * which is non-null only when every row of the statement has it (insertRows).
  */
 const toParam = (job: Row, shared: string | null): Record<string, unknown> => {
   const param: Record<string, unknown> = { id: job.id, queue: job.queue, kind: job.kind, payload: job.payload, priority: job.priority }
@@ -309,15 +309,11 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       // The enqueue request's span context is stored with each job as its `traceparent`.
       // With `eager`, a due, unassigned job of an unpaused, uncapped queue is inserted already
       // claimed by that engine instance (eager dispatch), with its `started` event after `enqueued`.
-      // `shared` is the trace context of every row whose own is left out of the parameter (toParam).
-      const insertRows = (
-        projectId: ProjectId,
-        batch: ReadonlyArray<Row>,
-        shared: string | null,
-        actor: string,
-        eager?: EagerClaim
-      ) =>
-        sql`
+      const insertRows = (projectId: ProjectId, batch: ReadonlyArray<Row>, actor: string, eager?: EagerClaim) => {
+        // A batch's rows all have their request's trace context: it goes once, as a parameter.
+        const first = batch[0]?.traceparent ?? null
+        const shared = batch.every((job) => job.traceparent === first) ? first : null
+        return sql`
           WITH inserted AS (
             INSERT INTO jobs (assigned_worker_id, assigned_label, assigned_user_id, id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
                               retry_policy, idempotency_key, request_hash, traceparent,
@@ -402,11 +398,12 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           Effect.orDie,
           traced("JobsRepo.insertMany", { attributes: { "foreman.jobs.count": batch.length } })
         )
+      }
 
       const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string, eager?: EagerClaim) =>
         Effect.flatMap(
           currentTraceparent,
-          (traceparent) => insertRows(projectId, batch.map((job) => ({ ...job, traceparent })), traceparent, actor, eager)
+          (traceparent) => insertRows(projectId, batch.map((job) => ({ ...job, traceparent })), actor, eager)
         )
 
       // Single enqueues of one project and actor that arrive together share one statement (see
@@ -423,13 +420,13 @@ export class JobsRepo extends Context.Service<JobsRepo, {
         const live = batch.filter((waiting) => !waiting.abandoned)
         const one = (waiting: Waiting) =>
           Effect.flatMap(
-            Effect.exit(insertRows(projectId, [waiting.row], null, actor)),
+            Effect.exit(insertRows(projectId, [waiting.row], actor)),
             (exit) => Deferred.done(waiting.result, Exit.map(exit, (rows) => rows[0]))
           )
         const [first] = live
         if (first === undefined) return Effect.void
         const written = live.length === 1 ? one(first) : Effect.flatMap(
-          Effect.exit(insertRows(projectId, live.map((waiting) => waiting.row), null, actor)),
+          Effect.exit(insertRows(projectId, live.map((waiting) => waiting.row), actor)),
           (exit) => {
             if (Exit.isFailure(exit)) return Effect.forEach(live, one, { discard: true })
             const byId = new Map<string, InsertedJob>(exit.value.map((row) => [row.job.id, row]))

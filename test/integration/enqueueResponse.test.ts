@@ -1,5 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import { SqlClient } from "effect/sql"
 import { Job } from "../../src/Jobs/Api.ts"
 import { createQueue, setupProject } from "../support/fixtures.ts"
 import { clientFor, raw, TestApp } from "../support/TestApp.ts"
@@ -48,5 +49,17 @@ layer(TestApp({ role: "api" }), { timeout: 120_000 })("enqueue responses", (it) 
       assert.deepStrictEqual(retried?.retry_policy?.factor, 3)
       assert.deepStrictEqual(assigned?.assign, { worker_id: registered.id })
       assert.isTrue(reviewed?.review.required)
+
+      // The batch's trace context is sent once for all its rows, the single enqueue's with its row.
+      const sql = yield* SqlClient.SqlClient
+      const stored = yield* sql<{ readonly id: string; readonly traceparent: string | null }>`
+        SELECT id, traceparent FROM jobs WHERE id IN ${sql.in(enqueued.map((job) => job.id))}`
+      const batchTrace = new Set(stored.filter((row) => row.id !== enqueued.at(-1)?.id).map((row) => row.traceparent))
+      const singleTrace = stored.find((row) => row.id === enqueued.at(-1)?.id)?.traceparent
+      assert.strictEqual(batchTrace.size, 1)
+      const [shared] = [...batchTrace]
+      assert.match(shared ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+      assert.match(singleTrace ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+      assert.notStrictEqual(singleTrace, shared)
     }))
 })
