@@ -137,8 +137,9 @@ export class Jobs extends Context.Service<Jobs, {
           const claimed = inserted.find((row) => row.claimed !== undefined)?.claimed
           yield* claimed === undefined ? reservation.cancel : reservation.start(claimed)
         }
+        // The repository returns the inserted jobs in the batch's order.
+        if (inserted.length === batch.length) return inserted.map((row) => row.job)
         const byId = new Map<string, StoredJob>(inserted.map((row) => [row.job.id, row]))
-        if (inserted.length === batch.length) return batch.flatMap((job) => byId.get(job.id)?.job ?? [])
         const keys = batch.flatMap((job) => byId.has(job.id) || job.idempotency_key === null ? [] : [job.idempotency_key])
         const existing = keys.length === 0 ? [] : yield* repo.findByIdempotencyKeys(projectId, keys)
         const byKey = new Map(existing.map((row) => [row.job.idempotency_key, row]))

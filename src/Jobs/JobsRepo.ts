@@ -192,6 +192,21 @@ const toInserted = (projectId: ProjectId, job: Row, row: InsertedRow): InsertedJ
   }
 }
 
+/** The fields of a new job that are often unset, and left out of the statement's parameter when they are. */
+const optionalParams = [
+  "run_at",
+  "delay_ms",
+  "max_attempts",
+  "retry_policy",
+  "timeout_ms",
+  "idempotency_key",
+  "request_hash",
+  "assigned_worker_id",
+  "assigned_label",
+  "assigned_user_id",
+  "review"
+] as const satisfies ReadonlyArray<keyof NewJob>
+
 /**
  * A job as the statement's `jsonb_to_recordset` reads it: only the fields that are set, since a
  * missing key reads as NULL and most are unset. `traceparent` only when it differs from `shared`,
@@ -199,17 +214,9 @@ const toInserted = (projectId: ProjectId, job: Row, row: InsertedRow): InsertedJ
  */
 const toParam = (job: Row, shared: string | null): Record<string, unknown> => {
   const param: Record<string, unknown> = { id: job.id, queue: job.queue, kind: job.kind, payload: job.payload, priority: job.priority }
-  if (job.run_at !== null) param.run_at = job.run_at
-  if (job.delay_ms !== null) param.delay_ms = job.delay_ms
-  if (job.max_attempts !== null) param.max_attempts = job.max_attempts
-  if (job.retry_policy !== null) param.retry_policy = job.retry_policy
-  if (job.timeout_ms !== null) param.timeout_ms = job.timeout_ms
-  if (job.idempotency_key !== null) param.idempotency_key = job.idempotency_key
-  if (job.request_hash !== null) param.request_hash = job.request_hash
-  if (job.assigned_worker_id !== null) param.assigned_worker_id = job.assigned_worker_id
-  if (job.assigned_label !== null) param.assigned_label = job.assigned_label
-  if (job.assigned_user_id !== null) param.assigned_user_id = job.assigned_user_id
-  if (job.review !== null) param.review = job.review
+  for (const key of optionalParams) {
+    if (job[key] !== null) param[key] = job[key]
+  }
   if (job.traceparent !== shared) param.traceparent = job.traceparent
   return param
 }
@@ -275,7 +282,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
   /**
    * Inserts the jobs whose queue exists and whose idempotency key is unused,
    * in one statement that also records their `enqueued` events. Returns what
-   * was inserted; the caller reconciles the rest.
+   * was inserted, in the order of `jobs`; the caller reconciles the rest.
    */
   insertMany(
     projectId: ProjectId,
@@ -389,10 +396,10 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           FROM inserted CROSS JOIN (SELECT count(*) FROM notified) AS n`.pipe(
           Effect.flatMap(decodeInserted),
           Effect.map((rows) => {
-            const byId = new Map(batch.map((job) => [job.id, job]))
-            return rows.flatMap((row) => {
-              const job = byId.get(row.id)
-              return job === undefined ? [] : [toInserted(projectId, job, row)]
+            const byId = new Map<string, InsertedRow>(rows.map((row) => [row.id, row]))
+            return batch.flatMap((job) => {
+              const row = byId.get(job.id)
+              return row === undefined ? [] : [toInserted(projectId, job, row)]
             })
           }),
           Effect.orDie,

@@ -95,9 +95,11 @@ const labelled = <In, Out, L>(
   }
 }
 
+const jobKey = (job: JobLabels) => `${job.queue}\u0000${job.kind}`
+
 /** Labelled by queue and kind. */
 const byJob = <In, Out>(metric: Metric.Metric<In, Out>) =>
-  labelled(metric, (job: JobLabels) => `${job.queue}\u0000${job.kind}`, (job) => ({ queue: job.queue, kind: job.kind }))
+  labelled(metric, jobKey, (job: JobLabels) => ({ queue: job.queue, kind: job.kind }))
 
 /** Counts per queue and kind. */
 const jobCount = (counter: Metric.Metric<number, unknown>) => {
@@ -123,7 +125,7 @@ export const recordEnqueued = (jobs: ReadonlyArray<JobLabels>) =>
   Effect.suspend(() => {
     const counts = new Map<string, { job: JobLabels; count: number }>()
     for (const job of jobs) {
-      const key = `${job.queue}\u0000${job.kind}`
+      const key = jobKey(job)
       const found = counts.get(key)
       if (found === undefined) counts.set(key, { job, count: 1 })
       else found.count++
