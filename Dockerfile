@@ -56,4 +56,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
 # SIGTERM starts the shutdown sequence in docs/operations.md#shutdown. The V8
 # flags, and MALLOC_ARENA_MAX above, are `npm start`'s (docs/operations.md#memory).
 STOPSIGNAL SIGTERM
-CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=70", "dist/server/main.js"]
+CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "dist/server/main.js"]

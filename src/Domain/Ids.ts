@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { randomFillSync } from "node:crypto"
-import { stringify as uuidString, v7 as uuidv7 } from "uuid"
+import { v7 as uuidv7 } from "uuid"
 
 const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
 
@@ -46,6 +46,25 @@ const random = new Uint8Array(16)
 const bytes = new Uint8Array(16)
 const clock = { msecs: Number.NEGATIVE_INFINITY, seq: 0 }
 
+// The text is written as bytes and read back as one string: uuid's stringify joins 16 two-digit
+// pieces and lower-cases the result, about twenty intermediate strings for each id (5.7 % of a
+// batch enqueue's allocations) and 0.35 µs, against 0.13 µs here. test/unit/ids.test.ts holds
+// the two equal.
+const hexPairs = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"))
+const textAt = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]
+const text = Buffer.from("00000000-0000-0000-0000-000000000000", "latin1")
+
+/** The canonical lower-case text of 16 UUID bytes. */
+export const uuidText = (uuid: Uint8Array): string => {
+  for (let i = 0; i < 16; i++) {
+    const pair = hexPairs[uuid[i] ?? 0] ?? "00"
+    const at = textAt[i] ?? 0
+    text[at] = pair.charCodeAt(0)
+    text[at + 1] = pair.charCodeAt(1)
+  }
+  return text.toString("latin1", 0, 36)
+}
+
 /**
  * Time-ordered UUIDs (v7): ids sort by creation time, so cursor pagination and
  * the primary-key index follow insertion order without a separate sequence.
@@ -66,7 +85,7 @@ export const newId = (): string => {
     clock.seq = (clock.seq + 1) | 0
     if (clock.seq === 0) clock.msecs++
   }
-  return uuidString(uuidv7({ random, msecs: clock.msecs, seq: clock.seq }, bytes, 0))
+  return uuidText(uuidv7({ random, msecs: clock.msecs, seq: clock.seq }, bytes, 0))
 }
 
 export const WorkerId = Uuid.pipe(Schema.brand("WorkerId"))

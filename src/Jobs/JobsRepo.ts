@@ -72,6 +72,7 @@ const InsertedRow = Schema.Struct({
 })
 type InsertedRow = typeof InsertedRow.Type
 const decodeInserted = Schema.decodeUnknownEffect(Schema.Array(InsertedRow))
+const decodeNames = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ name: Schema.String })))
 
 /** The engine instance that claims a job at insert time (eager dispatch), and its lease. */
 export interface EagerClaim {
@@ -130,9 +131,13 @@ const toStored = (row: JobRow): StoredJob => ({
 })
 
 /** A job to insert, with the trace context it is stored with. */
-type Row = NewJob & { readonly traceparent: string | null }
+/** The trace context stored with the rows of a statement: one for all, or one per row. */
+type Traceparents = string | null | ReadonlyArray<string | null>
 
-const toInserted = (projectId: ProjectId, job: Row, row: InsertedRow): InsertedJob => {
+const traceparentAt = (traceparents: Traceparents, index: number): string | null =>
+  typeof traceparents === "string" || traceparents === null ? traceparents : traceparents[index] ?? null
+
+const toInserted = (projectId: ProjectId, job: NewJob, traceparent: string | null, row: InsertedRow): InsertedJob => {
   const { lease_token, effective_retry_policy } = row
   const claimed = row.state === "running" && lease_token !== null && effective_retry_policy !== null &&
       row.lease_expires_at !== null && row.started_at !== null
@@ -151,7 +156,7 @@ const toInserted = (projectId: ProjectId, job: Row, row: InsertedRow): InsertedJ
       started_at: row.started_at,
       created_at: row.created_at,
       retry_policy: effective_retry_policy,
-      traceparent: job.traceparent,
+      traceparent,
       last_attempt_traceparent: null,
       review_feedback: null
     }
@@ -212,12 +217,12 @@ const optionalParams = [
  * missing key reads as NULL and most are unset. `traceparent` only when it differs from `shared`,
  * which is non-null only when every row of the statement has it (insertRows).
  */
-const toParam = (job: Row, shared: string | null): Record<string, unknown> => {
+const toParam = (job: NewJob, traceparent: string | null, shared: string | null): Record<string, unknown> => {
   const param: Record<string, unknown> = { id: job.id, queue: job.queue, kind: job.kind, payload: job.payload, priority: job.priority }
   for (const key of optionalParams) {
     if (job[key] !== null) param[key] = job[key]
   }
-  if (job.traceparent !== shared) param.traceparent = job.traceparent
+  if (traceparent !== shared) param.traceparent = traceparent
   return param
 }
 
@@ -234,7 +239,8 @@ const coalesceLimit = 100
 
 /** A single enqueue waiting for the statement it shares with others (`insertCoalesced`). */
 interface Waiting {
-  readonly row: Row
+  readonly row: NewJob
+  readonly traceparent: string | null
   readonly result: Deferred.Deferred<InsertedJob | undefined>
   /** The caller's span, linked from the shared statement's span. */
   readonly span: Tracer.AnySpan | undefined
@@ -280,9 +286,10 @@ export const retryableStates: ReadonlyArray<JobState> = ["dead", "cancelled", "r
 
 export class JobsRepo extends Context.Service<JobsRepo, {
   /**
-   * Inserts the jobs whose queue exists and whose idempotency key is unused,
-   * in one statement that also records their `enqueued` events. Returns what
-   * was inserted, in the order of `jobs`; the caller reconciles the rest.
+   * Inserts the jobs whose idempotency key is unused, in one statement that also
+   * records their `enqueued` events, or none of them when one names a queue that
+   * does not exist. Returns what was inserted, in the order of `jobs`; the caller
+   * reconciles the rest.
    */
   insertMany(
     projectId: ProjectId,
@@ -297,6 +304,8 @@ export class JobsRepo extends Context.Service<JobsRepo, {
    */
   insertCoalesced(projectId: ProjectId, job: NewJob, actor: string): Effect.Effect<InsertedJob | undefined>
   findByIdempotencyKeys(projectId: ProjectId, keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<StoredJob>>
+  /** Which of these queue names have no queue in the project. */
+  missingQueues(projectId: ProjectId, names: ReadonlyArray<string>): Effect.Effect<ReadonlySet<string>>
   find(projectId: ProjectId, id: JobId): Effect.Effect<Job | undefined>
   list(projectId: ProjectId, filter: JobFilter, after: string | undefined, limit: number): Effect.Effect<ReadonlyArray<Job>>
   /** Cancels a job in a cancellable state, revoking any lease. Returns the job and the state it left. */
@@ -316,10 +325,18 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       // The enqueue request's span context is stored with each job as its `traceparent`.
       // With `eager`, a due, unassigned job of an unpaused, uncapped queue is inserted already
       // claimed by that engine instance (eager dispatch), with its `started` event after `enqueued`.
-      const insertRows = (projectId: ProjectId, batch: ReadonlyArray<Row>, actor: string, eager?: EagerClaim) => {
+      const insertRows = (
+        projectId: ProjectId,
+        batch: ReadonlyArray<NewJob>,
+        traceparents: Traceparents,
+        actor: string,
+        allOrNothing: boolean,
+        eager?: EagerClaim
+      ) => {
         // A batch's rows all have their request's trace context: it goes once, as a parameter.
-        const first = batch[0]?.traceparent ?? null
-        const shared = batch.every((job) => job.traceparent === first) ? first : null
+        const first = traceparentAt(traceparents, 0)
+        const shared = batch.every((_, index) => traceparentAt(traceparents, index) === first) ? first : null
+        const queues = allOrNothing ? [...new Set(batch.map((job) => job.queue))] : []
         return sql`
           WITH inserted AS (
             INSERT INTO jobs (assigned_worker_id, assigned_label, assigned_user_id, id, project_id, queue, kind, payload, priority, state, run_at, max_attempts, timeout_ms,
@@ -345,7 +362,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                                                 now() + t.timeout_ms * interval '1 millisecond') END,
                    CASE WHEN e.eager THEN now() END,
                    CASE WHEN e.eager THEN ${eager?.workerId ?? null}::uuid END
-            FROM jsonb_to_recordset(${JSON.stringify(batch.map((job) => toParam(job, shared)))}::jsonb) AS x(
+            FROM jsonb_to_recordset(${JSON.stringify(batch.map((job, index) => toParam(job, traceparentAt(traceparents, index), shared)))}::jsonb) AS x(
                    assigned_worker_id uuid, assigned_label text, assigned_user_id uuid,
                    id uuid, queue text, kind text, payload jsonb, priority smallint, run_at timestamptz,
                    delay_ms bigint, max_attempts integer, retry_policy jsonb, timeout_ms integer,
@@ -362,6 +379,11 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                 -- As in the claim: a disabled instance takes nothing, and a concurrent disable waits for this.
                 AND EXISTS (SELECT 1 FROM workers w WHERE w.id = ${eager.workerId} AND w.disabled_at IS NULL FOR KEY SHARE)`} AS eager
             ) e
+            ${
+          // Evaluated once: a row naming a missing queue keeps the whole statement out, so a
+          // batch without idempotency keys needs no transaction to be all or nothing.
+          queues.length === 0 ? sql`` : sql`WHERE (SELECT count(*) FROM queues c
+            WHERE c.project_id = ${projectId} AND c.name IN ${sql.in(queues)}) = ${queues.length}`}
             ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id, project_id, queue, state, attempt, max_attempts, timeout_ms, run_at, retry_policy, review_required,
                       review_deadline_ms, review_on_deadline, created_at, started_at, lease_expires_at, worker_id, lease_token
@@ -396,10 +418,17 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           FROM inserted CROSS JOIN (SELECT count(*) FROM notified) AS n`.pipe(
           Effect.flatMap(decodeInserted),
           Effect.map((rows) => {
+            // The rows come back in the batch's order, some perhaps left out; match by id otherwise.
+            const inserted: Array<InsertedJob> = []
+            for (const [index, job] of batch.entries()) {
+              const row = rows[inserted.length]
+              if (row?.id === job.id) inserted.push(toInserted(projectId, job, traceparentAt(traceparents, index), row))
+            }
+            if (inserted.length === rows.length) return inserted
             const byId = new Map<string, InsertedRow>(rows.map((row) => [row.id, row]))
-            return batch.flatMap((job) => {
+            return batch.flatMap((job, index) => {
               const row = byId.get(job.id)
-              return row === undefined ? [] : [toInserted(projectId, job, row)]
+              return row === undefined ? [] : [toInserted(projectId, job, traceparentAt(traceparents, index), row)]
             })
           }),
           Effect.orDie,
@@ -410,7 +439,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
       const insertMany = (projectId: ProjectId, batch: ReadonlyArray<NewJob>, actor: string, eager?: EagerClaim) =>
         Effect.flatMap(
           currentTraceparent,
-          (traceparent) => insertRows(projectId, batch.map((job) => ({ ...job, traceparent })), actor, eager)
+          (traceparent) => insertRows(projectId, batch, traceparent, actor, true, eager)
         )
 
       // Single enqueues of one project and actor that arrive together share one statement (see
@@ -427,13 +456,20 @@ export class JobsRepo extends Context.Service<JobsRepo, {
         const live = batch.filter((waiting) => !waiting.abandoned)
         const one = (waiting: Waiting) =>
           Effect.flatMap(
-            Effect.exit(insertRows(projectId, [waiting.row], actor)),
+            Effect.exit(insertRows(projectId, [waiting.row], waiting.traceparent, actor, false)),
             (exit) => Deferred.done(waiting.result, Exit.map(exit, (rows) => rows[0]))
           )
         const [first] = live
         if (first === undefined) return Effect.void
         const written = live.length === 1 ? one(first) : Effect.flatMap(
-          Effect.exit(insertRows(projectId, live.map((waiting) => waiting.row), actor)),
+          // Not all or nothing: each row is its own request.
+          Effect.exit(insertRows(
+            projectId,
+            live.map((waiting) => waiting.row),
+            live.map((waiting) => waiting.traceparent),
+            actor,
+            false
+          )),
           (exit) => {
             if (Exit.isFailure(exit)) return Effect.forEach(live, one, { discard: true })
             const byId = new Map<string, InsertedJob>(exit.value.map((row) => [row.job.id, row]))
@@ -456,7 +492,8 @@ export class JobsRepo extends Context.Service<JobsRepo, {
               const key = `${projectId} ${actor}`
               const span = Option.getOrUndefined(parent)
               const waiting: Waiting = {
-                row: { ...job, traceparent: span === undefined ? null : requestTraceparent(span) },
+                row: job,
+                traceparent: span === undefined ? null : requestTraceparent(span),
                 result: Deferred.makeUnsafe<InsertedJob | undefined>(),
                 span,
                 abandoned: false
@@ -505,6 +542,17 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           Effect.flatMap(stored),
           Effect.orDie,
           traced("JobsRepo.findByIdempotencyKeys")
+        )
+
+      const missingQueues = (projectId: ProjectId, names: ReadonlyArray<string>) =>
+        sql`SELECT name FROM queues WHERE project_id = ${projectId} AND name IN ${sql.in(names)}`.pipe(
+          Effect.flatMap(decodeNames),
+          Effect.map((rows) => {
+            const found = new Set(rows.map((row) => row.name))
+            return new Set(names.filter((name) => !found.has(name)))
+          }),
+          Effect.orDie,
+          traced("JobsRepo.missingQueues")
         )
 
       const find = (projectId: ProjectId, id: JobId) =>
@@ -596,7 +644,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           traced("JobsRepo.events")
         )
 
-      return JobsRepo.of({ insertMany, insertCoalesced, findByIdempotencyKeys, find, list, cancel, retry, events })
+      return JobsRepo.of({ insertMany, insertCoalesced, findByIdempotencyKeys, missingQueues, find, list, cancel, retry, events })
     })
   )
 }

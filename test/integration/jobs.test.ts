@@ -200,6 +200,20 @@ layer(TestApp(), { timeout: 120_000, excludeTestServices: true })("jobs", (it) =
       assert.strictEqual((yield* listAll(tokens.viewer, projectId)).length, 1)
     }))
 
+  it.effect("a batch without idempotency keys, one statement, is all or nothing too and names the first missing queue", () =>
+    Effect.gen(function*() {
+      const { projectId, tokens } = yield* setupProject("atomic statement")
+      yield* createQueue(projectId, "real")
+      yield* createQueue(projectId, "other")
+      const jobs = [jobRequest("real"), jobRequest("other"), jobRequest("absent"), jobRequest("real"), jobRequest("gone")]
+      const envelope = assertEnvelope(yield* batchRaw(tokens.producer, projectId, jobs), 422, "Unprocessable")
+      assert.strictEqual(envelope.message, "job 2: queue 'absent' does not exist")
+      assert.strictEqual((yield* listAll(tokens.viewer, projectId)).length, 0, "none of the valid jobs was written")
+      const written = yield* batchRaw(tokens.producer, projectId, [jobRequest("real"), jobRequest("other")])
+      assert.strictEqual(written.status, 201, written.text)
+      assert.strictEqual((yield* listAll(tokens.viewer, projectId)).length, 2)
+    }))
+
   it.effect("a single job for a missing queue is 422", () =>
     Effect.gen(function*() {
       const { projectId, tokens } = yield* setupProject("missing queue")

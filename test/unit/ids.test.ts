@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { validate, version } from "uuid"
-import { newId } from "../../src/Domain/Ids.ts"
+import { randomBytes } from "node:crypto"
+import { parse, stringify, validate, version } from "uuid"
+import { newId, uuidText } from "../../src/Domain/Ids.ts"
 
 describe("newId", () => {
   it("makes distinct version 7 UUIDs that sort in the order they were made, across many pool refills", () => {
@@ -19,5 +20,25 @@ describe("newId", () => {
     // The last five bytes are random alone (no timestamp or sequence bits); 40 bits for 2,000 ids.
     const tails = new Set([...first, ...second].map((id) => id.slice(-10)))
     expect(tails.size).toBe(2000)
+  })
+
+  it("writes the text uuid's stringify writes, for any bytes", () => {
+    const samples = [new Uint8Array(16), new Uint8Array(16).fill(0xff), Uint8Array.from({ length: 16 }, (_, i) => i * 17)]
+    for (let i = 0; i < 2000; i++) samples.push(new Uint8Array(randomBytes(16)))
+    const hex = (bytes: Uint8Array) => {
+      const all = Buffer.from(bytes).toString("hex")
+      return [all.slice(0, 8), all.slice(8, 12), all.slice(12, 16), all.slice(16, 20), all.slice(20)].join("-")
+    }
+    for (const bytes of samples) expect(uuidText(bytes)).toBe(hex(bytes))
+    // uuid's stringify only takes valid UUIDs: the same bytes with version 7 and the variant bits.
+    for (const bytes of samples.slice(3)) {
+      bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x70
+      bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80
+      expect(uuidText(bytes)).toBe(stringify(bytes))
+    }
+    // Each call returns its own string, not a view of the shared buffer.
+    const [a, b] = [uuidText(new Uint8Array(16)), uuidText(new Uint8Array(16).fill(0xff))]
+    expect([a, b]).toEqual(["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"])
+    for (const id of Array.from({ length: 1000 }, newId)) expect(stringify(parse(id))).toBe(id)
   })
 })
