@@ -382,8 +382,11 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             ${
           // Evaluated once: a row naming a missing queue keeps the whole statement out, so a
           // batch without idempotency keys needs no transaction to be all or nothing.
+          // The names go as one JSON parameter, so the statement's text (and its prepared
+          // statement) is the same whatever their number.
           queues.length === 0 ? sql`` : sql`WHERE (SELECT count(*) FROM queues c
-            WHERE c.project_id = ${projectId} AND c.name IN ${sql.in(queues)}) = ${queues.length}`}
+            WHERE c.project_id = ${projectId}
+              AND c.name IN (SELECT jsonb_array_elements_text(${JSON.stringify(queues)}::jsonb))) = ${queues.length}`}
             ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id, project_id, queue, state, attempt, max_attempts, timeout_ms, run_at, retry_policy, review_required,
                       review_deadline_ms, review_on_deadline, created_at, started_at, lease_expires_at, worker_id, lease_token
