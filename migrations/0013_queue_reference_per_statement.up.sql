@@ -30,7 +30,9 @@ CREATE TRIGGER jobs_queue_reference AFTER INSERT ON jobs
 CREATE FUNCTION jobs_queue_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE integrity_constraint_violation USING
-    MESSAGE = 'a job''s project and queue never change', TABLE = TG_TABLE_NAME, CONSTRAINT = 'jobs_queue_reference';
+    MESSAGE = CASE TG_TABLE_NAME WHEN 'queues' THEN 'a queue''s project and name never change'
+                                 ELSE 'a job''s project and queue never change' END,
+    TABLE = TG_TABLE_NAME, CONSTRAINT = 'jobs_queue_reference';
 END $$;
 
 -- Only statements that set these columns fire it: the engine's updates never do.

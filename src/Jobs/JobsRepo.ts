@@ -130,12 +130,18 @@ const toStored = (row: JobRow): StoredJob => ({
   requestHash: row.request_hash === null ? null : Buffer.from(row.request_hash).toString("hex")
 })
 
-/** A job to insert, with the trace context it is stored with. */
 /** The trace context stored with the rows of a statement: one for all, or one per row. */
 type Traceparents = string | null | ReadonlyArray<string | null>
 
 const traceparentAt = (traceparents: Traceparents, index: number): string | null =>
   typeof traceparents === "string" || traceparents === null ? traceparents : traceparents[index] ?? null
+
+/** The trace context every row has, sent once as a parameter; `null` when the rows differ. */
+const sharedTraceparent = (traceparents: Traceparents): string | null => {
+  if (typeof traceparents === "string" || traceparents === null) return traceparents
+  const first = traceparents[0] ?? null
+  return traceparents.every((traceparent) => traceparent === first) ? first : null
+}
 
 const toInserted = (projectId: ProjectId, job: NewJob, traceparent: string | null, row: InsertedRow): InsertedJob => {
   const { lease_token, effective_retry_policy } = row
@@ -334,8 +340,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
         eager?: EagerClaim
       ) => {
         // A batch's rows all have their request's trace context: it goes once, as a parameter.
-        const first = traceparentAt(traceparents, 0)
-        const shared = batch.every((_, index) => traceparentAt(traceparents, index) === first) ? first : null
+        const shared = sharedTraceparent(traceparents)
         const queues = allOrNothing ? [...new Set(batch.map((job) => job.queue))] : []
         return sql`
           WITH inserted AS (
