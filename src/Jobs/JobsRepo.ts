@@ -433,19 +433,23 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                       review_deadline_ms, review_on_deadline, created_at, started_at, lease_expires_at, worker_id, lease_token
           ),
           events AS (
-            -- Ordered, so an eagerly dispatched job's history reads enqueued, then started.
             INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, worker_id)
-            SELECT v.job_id, v.project_id, v.type, v.from_state, v.to_state, v.attempt, v.actor, v.worker_id
+            ${
+          eager === undefined
+            // Without an eager claim every job has one event: nothing to order, nothing to add.
+            ? sql`SELECT i.id, i.project_id, 'enqueued', NULL::text, i.state, 0, ${actor}::text, NULL::uuid FROM inserted i`
+            // Ordered, so an eagerly dispatched job's history reads enqueued, then started.
+            : sql`SELECT v.job_id, v.project_id, v.type, v.from_state, v.to_state, v.attempt, v.actor, v.worker_id
             FROM (
               SELECT i.id AS job_id, i.project_id, 'enqueued' AS type, NULL::text AS from_state,
                      CASE WHEN i.state = 'running' THEN 'available' ELSE i.state END AS to_state, 0 AS attempt,
                      ${actor}::text AS actor, NULL::uuid AS worker_id, 1 AS step
               FROM inserted i
               UNION ALL
-              SELECT i.id, i.project_id, 'started', 'available', 'running', 1, ${eager?.actor ?? ""}::text, i.worker_id, 2
+              SELECT i.id, i.project_id, 'started', 'available', 'running', 1, ${eager.actor}::text, i.worker_id, 2
               FROM inserted i WHERE i.state = 'running'
             ) v
-            ORDER BY v.step, v.job_id
+            ORDER BY v.step, v.job_id`}
           ),
           -- Delivered at commit, so idle workers wake as soon as the jobs are visible, with no
           -- round trip of its own. Jobs of a paused queue wake nobody: resuming it notifies.
