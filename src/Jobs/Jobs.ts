@@ -126,12 +126,15 @@ export class Jobs extends Context.Service<Jobs, {
         batch: ReadonlyArray<NewJob>,
         actor: string,
         single: boolean,
-        reservation: Reservation | undefined
+        reservation: Reservation | undefined,
+        shared: boolean
       ) {
-        const lone = single && reservation === undefined ? batch[0] : undefined
-        const inserted = lone === undefined
+        const lone = single ? batch[0] : undefined
+        const inserted = !shared || reservation !== undefined
           ? yield* repo.insertMany(projectId, batch, actor, reservation)
-          : yield* Effect.map(repo.insertCoalesced(projectId, lone, actor), (row) => row === undefined ? [] : [row])
+          : lone !== undefined
+          ? yield* Effect.map(repo.insertCoalesced(projectId, lone, actor), (row) => row === undefined ? [] : [row])
+          : yield* repo.insertBatchCoalesced(projectId, batch, actor)
         yield* recordEnqueued(inserted.map((row) => row.job))
         if (reservation !== undefined) {
           const claimed = inserted.find((row) => row.claimed !== undefined)?.claimed
@@ -204,12 +207,13 @@ export class Jobs extends Context.Service<Jobs, {
         if (reservation !== undefined) {
           // Uninterruptible from insert to hand-over: a job inserted as running but never started
           // would wait for its lease to expire. The slot goes back on every other outcome.
-          return yield* Effect.uninterruptible(reconcile(projectId, batch, actor, single, reservation)).pipe(
+          return yield* Effect.uninterruptible(reconcile(projectId, batch, actor, single, reservation, false)).pipe(
             Effect.onExit(() => reservation.cancel)
           )
         }
-        const written = reconcile(projectId, batch, actor, single, undefined)
+        // Outside a transaction, a statement can be shared with the enqueues of other requests.
         const atomic = batch.length === 1 || batch.every((job) => job.idempotency_key === null)
+        const written = reconcile(projectId, batch, actor, single, undefined, atomic)
         return yield* (atomic ? written : sql.withTransaction(written)).pipe(Effect.catchTag("SqlError", Effect.die))
       })
 

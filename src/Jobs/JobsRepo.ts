@@ -276,18 +276,27 @@ const columns = `id, project_id, queue, kind, payload, priority, state, attempt,
        WHEN assigned_user_id IS NOT NULL THEN jsonb_build_object('user_id', assigned_user_id) END AS assign, review_required, review_deadline_ms, review_on_deadline, review_due_at, review_feedback,
   created_at, updated_at, finished_at`
 
-/** At most this many single enqueues share one statement. */
+/** At most this many enqueue requests share one statement... */
 const coalesceLimit = 100
+/** ...and at most this many rows: a batch that would go beyond it opens the next statement. */
+const coalesceRows = 1000
 
-/** A single enqueue waiting for the statement it shares with others (`insertCoalesced`). */
+/** An enqueue waiting for the statement it shares with others (`insertCoalesced`, `insertBatchCoalesced`). */
 interface Waiting {
-  readonly row: NewJob
+  readonly rows: ReadonlyArray<NewJob>
+  /** A batch: its rows go in all together or not at all. */
+  readonly atomic: boolean
   readonly traceparent: string | null
-  readonly result: Deferred.Deferred<InsertedJob | undefined>
+  readonly result: Deferred.Deferred<ReadonlyArray<InsertedJob>>
   /** The caller's span, linked from the shared statement's span. */
   readonly span: Tracer.AnySpan | undefined
-  /** Set when the caller is interrupted before the statement is sent: its row is left out. */
+  /** Set when the caller is interrupted before the statement is sent: its rows are left out. */
   abandoned: boolean
+}
+
+interface Group {
+  readonly waiting: Array<Waiting>
+  rows: number
 }
 
 /** One job to insert; `null` fields fall back to the queue's defaults or to now. */
@@ -345,6 +354,12 @@ export class JobsRepo extends Context.Service<JobsRepo, {
    * `undefined` when it was not inserted.
    */
   insertCoalesced(projectId: ProjectId, job: NewJob, actor: string): Effect.Effect<InsertedJob | undefined>
+  /**
+   * A batch without idempotency keys, all or nothing as `insertMany` inserts it, in a statement
+   * shared with the other enqueues of the same project and actor waiting at that moment.
+   * Empty when it was not inserted.
+   */
+  insertBatchCoalesced(projectId: ProjectId, jobs: ReadonlyArray<NewJob>, actor: string): Effect.Effect<ReadonlyArray<InsertedJob>>
   findByIdempotencyKeys(projectId: ProjectId, keys: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<StoredJob>>
   /** Which of these queue names have no queue in the project. */
   missingQueues(projectId: ProjectId, names: ReadonlyArray<string>): Effect.Effect<ReadonlySet<string>>
@@ -491,40 +506,46 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           (traceparent) => insertRows(projectId, batch, traceparent, actor, true, eager)
         )
 
-      // Single enqueues of one project and actor that arrive together share one statement (see
-      // docs/adr/0007). A failed shared statement is retried row by row, so one request's bad row
+      // Enqueues of one project and actor that arrive together share one statement (see docs/adr/0007):
+      // single jobs, and batches without idempotency keys. A shared statement that fails, or that a
+      // batch's missing queue kept empty, is retried request by request, so one request's bad row
       // fails that request alone. Written by hand rather than with Effect's RequestResolver: its
       // batches are pooled and emptied with `Set.clear()`, which leaves every finished request
       // reachable from the pooled (old-generation) sets until the next full collection, so each
       // coalesced request's whole object graph was promoted: 50 MB/s under load, three full
       // collections a second, and most of the enqueue's p99 (docs/benchmarks.md).
       const scope = yield* Scope.Scope
-      const open = new Map<string, Array<Waiting>>()
+      const open = new Map<string, Group>()
 
-      const flush = (projectId: ProjectId, actor: string, batch: ReadonlyArray<Waiting>) => {
-        const live = batch.filter((waiting) => !waiting.abandoned)
-        const one = (waiting: Waiting) =>
+      const flush = (projectId: ProjectId, actor: string, group: Group) => {
+        const live = group.waiting.filter((waiting) => !waiting.abandoned)
+        const alone = (waiting: Waiting) =>
           Effect.flatMap(
-            Effect.exit(insertRows(projectId, [waiting.row], waiting.traceparent, actor, false)),
-            (exit) => Deferred.done(waiting.result, Exit.map(exit, (rows) => rows[0]))
+            Effect.exit(insertRows(projectId, waiting.rows, waiting.traceparent, actor, waiting.atomic)),
+            (exit) => Deferred.done(waiting.result, exit)
           )
         const [first] = live
         if (first === undefined) return Effect.void
-        const written = live.length === 1 ? one(first) : Effect.flatMap(
-          // Not all or nothing: each row is its own request.
+        const atomic = live.some((waiting) => waiting.atomic)
+        const written = live.length === 1 ? alone(first) : Effect.flatMap(
+          // All or nothing when a batch is among them: a missing queue keeps the whole statement out.
           Effect.exit(insertRows(
             projectId,
-            live.map((waiting) => waiting.row),
-            live.map((waiting) => waiting.traceparent),
+            live.flatMap((waiting) => waiting.rows),
+            live.flatMap((waiting) => waiting.rows.map(() => waiting.traceparent)),
             actor,
-            false
+            atomic
           )),
           (exit) => {
-            if (Exit.isFailure(exit)) return Effect.forEach(live, one, { discard: true })
+            if (Exit.isFailure(exit) || (atomic && exit.value.length === 0)) {
+              return Effect.forEach(live, alone, { discard: true })
+            }
             const byId = new Map<string, InsertedJob>(exit.value.map((row) => [row.job.id, row]))
-            return Effect.forEach(live, (waiting) => Deferred.succeed(waiting.result, byId.get(waiting.row.id)), {
-              discard: true
-            })
+            return Effect.forEach(
+              live,
+              (waiting) => Deferred.succeed(waiting.result, waiting.rows.flatMap((row) => byId.get(row.id) ?? [])),
+              { discard: true }
+            )
           }
         )
         return traced("JobsRepo.insertCoalesced", {
@@ -533,7 +554,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
         })(written)
       }
 
-      const insertCoalesced = (projectId: ProjectId, job: NewJob, actor: string) =>
+      const coalesce = (projectId: ProjectId, rows: ReadonlyArray<NewJob>, atomic: boolean, actor: string) =>
         Effect.flatMap(
           Effect.option(Effect.currentParentSpan),
           (parent) =>
@@ -541,24 +562,28 @@ export class JobsRepo extends Context.Service<JobsRepo, {
               const key = `${projectId} ${actor}`
               const span = Option.getOrUndefined(parent)
               const waiting: Waiting = {
-                row: job,
+                rows,
+                atomic,
                 traceparent: span === undefined ? null : requestTraceparent(span),
-                result: Deferred.makeUnsafe<InsertedJob | undefined>(),
+                result: Deferred.makeUnsafe<ReadonlyArray<InsertedJob>>(),
                 span,
                 abandoned: false
               }
-              let batch = open.get(key)
-              const opens = batch === undefined
-              if (batch === undefined) {
-                batch = []
-                open.set(key, batch)
+              let group = open.get(key)
+              // A batch that would take the open statement beyond its rows opens the next one.
+              if (group !== undefined && group.rows + rows.length > coalesceRows) group = undefined
+              const opens = group === undefined
+              if (group === undefined) {
+                group = { waiting: [], rows: 0 }
+                open.set(key, group)
               }
-              batch.push(waiting)
-              // A full batch takes no more rows; the next enqueue opens another.
-              if (batch.length >= coalesceLimit) open.delete(key)
-              const taken = batch
-              // The batch collects the enqueues that reach this point before the forked fiber first
-              // runs, on the scheduler's next turn. Uninterruptible: once opened, the batch is written
+              group.waiting.push(waiting)
+              group.rows += rows.length
+              // A full group takes no more requests; the next enqueue opens another.
+              if (group.waiting.length >= coalesceLimit || group.rows >= coalesceRows) open.delete(key)
+              const taken = group
+              // The group collects the enqueues that reach this point before the forked fiber first
+              // runs, on the scheduler's next turn. Uninterruptible: once opened, the group is written
               // (and its callers answered) even if the scope closes meanwhile.
               const start = opens
                 ? Effect.forkIn(
@@ -568,7 +593,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
                   })).pipe(
                     // No caller may wait forever: whatever ends the writer ends the callers it has not answered.
                     Effect.onExit((exit) =>
-                      Exit.isSuccess(exit) ? Effect.void : Effect.forEach(taken, (waiting) =>
+                      Exit.isSuccess(exit) ? Effect.void : Effect.forEach(taken.waiting, (waiting) =>
                         Deferred.done(waiting.result, Exit.failCause(exit.cause)), { discard: true })
                     )
                   ),
@@ -584,6 +609,12 @@ export class JobsRepo extends Context.Service<JobsRepo, {
               )
             })
         )
+
+      const insertCoalesced = (projectId: ProjectId, job: NewJob, actor: string) =>
+        Effect.map(coalesce(projectId, [job], false, actor), (rows) => rows[0])
+
+      const insertBatchCoalesced = (projectId: ProjectId, jobs: ReadonlyArray<NewJob>, actor: string) =>
+        coalesce(projectId, jobs, true, actor)
 
       const findByIdempotencyKeys = (projectId: ProjectId, keys: ReadonlyArray<string>) =>
         sql`SELECT ${sql.literal(columns)} FROM jobs
@@ -693,7 +724,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
           traced("JobsRepo.events")
         )
 
-      return JobsRepo.of({ insertMany, insertCoalesced, findByIdempotencyKeys, missingQueues, find, list, cancel, retry, events })
+      return JobsRepo.of({ insertMany, insertCoalesced, insertBatchCoalesced, findByIdempotencyKeys, missingQueues, find, list, cancel, retry, events })
     })
   )
 }

@@ -136,6 +136,82 @@ layer(TestApp({ role: "api" }), { timeout: 60_000 })("coalesced single enqueues"
       assert.strictEqual(yield* statementsFor([rows[0], rows[2], rows[3]].flatMap((row) => row?.id ?? [])), 3)
     }))
 
+  it.effect("concurrent batches without idempotency keys share one statement with single enqueues; each gets its own jobs, in order", () =>
+    Effect.gen(function*() {
+      const project = yield* setupProject("coalesce batches")
+      yield* createQueue(project.projectId, "work")
+      const jobs = yield* Jobs
+      const batches = [0, 1, 2].map((b) =>
+        Array.from({ length: 5 }, (_, n) => jobRequest("work", { payload: { b, n } }))
+      )
+      const [fromBatches, fromSingles] = yield* Effect.all([
+        Effect.forEach(batches, (items) => jobs.enqueueBatch(project.projectId, items), { concurrency: "unbounded" }),
+        Effect.forEach([0, 1], (n) => jobs.enqueue(project.projectId, jobRequest("work", { payload: { single: n } })), {
+          concurrency: "unbounded"
+        })
+      ], { concurrency: "unbounded" }).pipe(Effect.provideService(CurrentPrincipal, producerOf(project)))
+
+      fromBatches.forEach((inserted, b) =>
+        assert.deepStrictEqual(inserted.map((job) => job.payload), Array.from({ length: 5 }, (_, n) => ({ b, n })))
+      )
+      assert.deepStrictEqual(fromSingles.map((job) => job.payload), [{ single: 0 }, { single: 1 }])
+      const ids = [...fromBatches.flat(), ...fromSingles].map((job) => job.id)
+      assert.strictEqual(new Set(ids).size, 17)
+      assert.strictEqual(yield* statementsFor(ids), 1)
+    }))
+
+  it.effect("a batch naming a missing queue fails alone and writes nothing; the enqueues it was coalesced with go in", () =>
+    Effect.gen(function*() {
+      const project = yield* setupProject("coalesce batch missing queue")
+      yield* createQueue(project.projectId, "work")
+      const jobs = yield* Jobs
+      const good = [jobRequest("work", { payload: { n: 1 } }), jobRequest("work", { payload: { n: 2 } })]
+      const bad = [jobRequest("work", { payload: { n: 3 } }), jobRequest("missing", { payload: { n: 4 } })]
+      const [goodExit, badExit, singleExit] = yield* Effect.all([
+        Effect.exit(jobs.enqueueBatch(project.projectId, good)),
+        Effect.exit(jobs.enqueueBatch(project.projectId, bad)),
+        Effect.exit(jobs.enqueue(project.projectId, jobRequest("work", { payload: { n: 5 } })))
+      ], { concurrency: "unbounded" }).pipe(Effect.provideService(CurrentPrincipal, producerOf(project)))
+
+      if (!Exit.isSuccess(goodExit) || !Exit.isSuccess(singleExit)) return assert.fail("the good enqueues should succeed")
+      assert.deepStrictEqual(goodExit.value.map((job) => job.payload), [{ n: 1 }, { n: 2 }])
+      assert.deepStrictEqual(singleExit.value.payload, { n: 5 })
+      const refused = Exit.isFailure(badExit) ? Cause.findErrorOption(badExit.cause) : undefined
+      assert.strictEqual(refused?._tag === "Some" ? refused.value._tag : "none", "Unprocessable")
+      assert.strictEqual(refused?._tag === "Some" ? refused.value.message : "", "job 1: queue 'missing' does not exist")
+
+      const sql = yield* SqlClient.SqlClient
+      const payloads = yield* sql<{ readonly n: number }>`
+        SELECT (payload->>'n')::int AS n FROM jobs WHERE project_id = ${project.projectId} ORDER BY 1`.pipe(Effect.orDie)
+      assert.deepStrictEqual(payloads.map((row) => row.n), [1, 2, 5])
+    }))
+
+  it.effect("a shared statement that fails is retried request by request: only the bad batch's caller fails", () =>
+    Effect.gen(function*() {
+      const project = yield* setupProject("coalesce batch failure")
+      yield* createQueue(project.projectId, "work")
+      const repo = yield* JobsRepo
+      const good = [newJob("work"), newJob("work")]
+      // Priority 7 passes no API schema; the table's check constraint refuses it and fails the statement.
+      const bad = [newJob("work"), newJob("work", { priority: 7 })]
+      const [goodExit, badExit, singleExit] = yield* Effect.all([
+        Effect.exit(repo.insertBatchCoalesced(project.projectId, good, "api_key:test")),
+        Effect.exit(repo.insertBatchCoalesced(project.projectId, bad, "api_key:test")),
+        Effect.exit(repo.insertCoalesced(project.projectId, newJob("work"), "api_key:test"))
+      ], { concurrency: "unbounded" })
+
+      if (!Exit.isSuccess(goodExit) || !Exit.isSuccess(singleExit)) return assert.fail("the good rows should go in")
+      assert.deepStrictEqual(goodExit.value.map((row) => row.job.id), good.map((job) => job.id))
+      assert.isDefined(singleExit.value)
+      assert.isTrue(Exit.isFailure(badExit))
+      // The good batch went in on its own statement, none of the bad batch's rows did.
+      assert.strictEqual(yield* statementsFor(good.map((job) => job.id)), 1)
+      const sql = yield* SqlClient.SqlClient
+      const count = yield* sql<{ readonly n: number }>`
+        SELECT count(*)::int AS n FROM jobs WHERE project_id = ${project.projectId}`.pipe(Effect.orDie)
+      assert.strictEqual(count[0]?.n, 3)
+    }))
+
   it.effect("over HTTP, concurrent single enqueues each answer 201 with their own job", () =>
     Effect.gen(function*() {
       const project = yield* setupProject("coalesce http")
