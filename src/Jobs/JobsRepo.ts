@@ -172,11 +172,14 @@ type Traceparents = string | null | ReadonlyArray<string | null>
 const traceparentAt = (traceparents: Traceparents, index: number): string | null =>
   typeof traceparents === "string" || traceparents === null ? traceparents : traceparents[index] ?? null
 
-/** The trace context every row has, sent once as a parameter; `null` when the rows differ. */
+/**
+ * The trace context sent once, as a parameter: the first row's, which every row that has the same
+ * leaves out (a shared statement's rows come in runs, a batch's rows sharing their request's).
+ * None when a row has no trace context, since a row without one reads the parameter's.
+ */
 const sharedTraceparent = (traceparents: Traceparents): string | null => {
   if (typeof traceparents === "string" || traceparents === null) return traceparents
-  const first = traceparents[0] ?? null
-  return traceparents.every((traceparent) => traceparent === first) ? first : null
+  return traceparents.includes(null) ? null : traceparents[0] ?? null
 }
 
 const toInserted = (projectId: ProjectId, job: NewJob, traceparent: string | null, row: InsertedRow): InsertedJob => {

@@ -145,7 +145,11 @@ layer(TestApp({ role: "api" }), { timeout: 60_000 })("coalesced single enqueues"
         Array.from({ length: 5 }, (_, n) => jobRequest("work", { payload: { b, n } }))
       )
       const [fromBatches, fromSingles] = yield* Effect.all([
-        Effect.forEach(batches, (items) => jobs.enqueueBatch(project.projectId, items), { concurrency: "unbounded" }),
+        Effect.forEach(
+          batches,
+          (items, b) => jobs.enqueueBatch(project.projectId, items).pipe(Effect.withSpan(`batch ${b}`)),
+          { concurrency: "unbounded" }
+        ),
         Effect.forEach([0, 1], (n) => jobs.enqueue(project.projectId, jobRequest("work", { payload: { single: n } })), {
           concurrency: "unbounded"
         })
@@ -158,6 +162,20 @@ layer(TestApp({ role: "api" }), { timeout: 60_000 })("coalesced single enqueues"
       const ids = [...fromBatches.flat(), ...fromSingles].map((job) => job.id)
       assert.strictEqual(new Set(ids).size, 17)
       assert.strictEqual(yield* statementsFor(ids), 1)
+
+      // Each batch's jobs carry their own request's trace context, one per batch.
+      const sql = yield* SqlClient.SqlClient
+      const traceparents = yield* Effect.forEach(fromBatches, (inserted) =>
+        sql<{ readonly traceparent: string | null }>`
+          SELECT DISTINCT traceparent FROM jobs WHERE id IN ${sql.in(inserted.map((job) => job.id))}`.pipe(
+          Effect.map((rows) => rows.map((row) => row.traceparent ?? "")),
+          Effect.orDie
+        ))
+      for (const distinct of traceparents) {
+        assert.strictEqual(distinct.length, 1)
+        assert.match(distinct[0] ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+      }
+      assert.strictEqual(new Set(traceparents.flat()).size, 3)
     }))
 
   it.effect("a batch naming a missing queue fails alone and writes nothing; the enqueues it was coalesced with go in", () =>
