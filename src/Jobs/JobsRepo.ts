@@ -282,7 +282,7 @@ const columns = `id, project_id, queue, kind, payload, priority, state, attempt,
 /** At most this many enqueue requests share one statement... */
 const coalesceLimit = 100
 /** ...and at most this many rows: a batch that would go beyond it opens the next statement. */
-const coalesceRows = 1000
+const coalesceRows = 300
 
 /** An enqueue waiting for the statement it shares with others (`insertCoalesced`, `insertBatchCoalesced`). */
 interface Waiting {
