@@ -155,9 +155,9 @@ layer(TestApp({ role: "api" }), { timeout: 60_000 })("coalesced single enqueues"
         })
       ], { concurrency: "unbounded" }).pipe(Effect.provideService(CurrentPrincipal, producerOf(project)))
 
-      fromBatches.forEach((inserted, b) =>
+      for (const [b, inserted] of fromBatches.entries()) {
         assert.deepStrictEqual(inserted.map((job) => job.payload), Array.from({ length: 5 }, (_, n) => ({ b, n })))
-      )
+      }
       assert.deepStrictEqual(fromSingles.map((job) => job.payload), [{ single: 0 }, { single: 1 }])
       const ids = [...fromBatches.flat(), ...fromSingles].map((job) => job.id)
       assert.strictEqual(new Set(ids).size, 17)
