@@ -241,12 +241,22 @@ export class WorkersRepo extends Context.Service<WorkersRepo, {
           if (row === undefined) return undefined
           if (!disabled || !row.changed) return { changed: row.changed, released: 0 }
           const released = yield* sql<{ readonly n: number }>`
-            WITH released AS (
+            WITH held AS (
+              -- Locked in id order, the order in which the engine's completion, failure and heartbeat
+              -- batches lock theirs (a primary-key scan of the batch's ids): two statements taking the
+              -- same jobs in different orders deadlock (registry.test.ts).
+              SELECT j.id FROM jobs j
+              WHERE j.state = 'running' AND j.worker_id = ${id}
+                ${projectId === null ? sql`` : sql`AND j.project_id = ${projectId}`}
+              ORDER BY j.id
+              FOR UPDATE OF j
+            ),
+            released AS (
               UPDATE jobs j
               SET state = 'available', attempt = j.attempt - 1, run_at = now(), lease_token = NULL,
                   lease_expires_at = NULL, updated_at = now()
-              WHERE j.state = 'running' AND j.worker_id = ${id}
-                ${projectId === null ? sql`` : sql`AND j.project_id = ${projectId}`}
+              FROM held h
+              WHERE j.id = h.id AND j.state = 'running' AND j.worker_id = ${id}
               RETURNING j.id, j.project_id, j.attempt
             ),
             events AS (
