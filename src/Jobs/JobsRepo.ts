@@ -260,7 +260,7 @@ const optionalParams = [
 /**
  * A job as the statement's `jsonb_to_recordset` reads it: only the fields that are set, since a
  * missing key reads as NULL and most are unset. `traceparent` only when it differs from `shared`,
- * which is non-null only when every row of the statement has it (insertRows).
+ * the statement's parameter (see `sharedTraceparent`).
  */
 const toParam = (job: NewJob, traceparent: string | null, shared: string | null): Record<string, unknown> => {
   const param: Record<string, unknown> = { id: job.id, queue: job.queue, kind: job.kind, payload: job.payload, priority: job.priority }
@@ -393,7 +393,7 @@ export class JobsRepo extends Context.Service<JobsRepo, {
         allOrNothing: boolean,
         eager?: EagerClaim
       ) => {
-        // A batch's rows all have their request's trace context: it goes once, as a parameter.
+        // A batch's rows share their request's trace context: it goes once, as a parameter.
         const shared = sharedTraceparent(traceparents)
         const queues = allOrNothing ? [...new Set(batch.map((job) => job.queue))] : []
         return sql`
@@ -543,12 +543,21 @@ export class JobsRepo extends Context.Service<JobsRepo, {
             if (Exit.isFailure(exit) || (atomic && exit.value.length === 0)) {
               return Effect.forEach(live, alone, { discard: true })
             }
-            const byId = new Map<string, InsertedJob>(exit.value.map((row) => [row.job.id, row]))
-            return Effect.forEach(
-              live,
-              (waiting) => Deferred.succeed(waiting.result, waiting.rows.flatMap((row) => byId.get(row.id) ?? [])),
-              { discard: true }
-            )
+            // insertRows returns the rows in the order sent, some perhaps left out: each request's
+            // rows are the next ones that match its own.
+            const inserted = exit.value
+            let next = 0
+            return Effect.forEach(live, (waiting) => {
+              const own: Array<InsertedJob> = []
+              for (const row of waiting.rows) {
+                const candidate = inserted[next]
+                if (candidate?.job.id === row.id) {
+                  own.push(candidate)
+                  next++
+                }
+              }
+              return Deferred.succeed(waiting.result, own)
+            }, { discard: true })
           }
         )
         return traced("JobsRepo.insertCoalesced", {
