@@ -21,13 +21,16 @@ export const webhooksQueue = "_webhooks"
 
 const queueNameMessage = "must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
 
+/** A queue name a client may use: the `_` names are the service's own. */
+export const userQueueNamePattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/
+
 /**
  * Lower-case slug used to address a queue inside its project; immutable once created.
  * The service's own queues (`_webhooks`) start with `_` and can be read and tuned but
  * not created or enqueued to through the API (see `UserQueueName`).
  */
 export const QueueName = Schema.String.check(
-  Schema.makeFilter((name: string) => /^[a-z0-9][a-z0-9_.-]{0,63}$/.test(name) || name === webhooksQueue || queueNameMessage)
+  Schema.makeFilter((name: string) => userQueueNamePattern.test(name) || name === webhooksQueue || queueNameMessage)
 ).pipe(Schema.brand("QueueName"))
 export type QueueName = typeof QueueName.Type
 

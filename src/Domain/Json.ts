@@ -18,6 +18,38 @@ const storable = (value: unknown, depth = 0): boolean => {
 }
 
 /**
+ * A value as `JSON.parse` makes it that `StorableJson` accepts as it is, in one walk:
+ * strings `storableText` accepts, finite numbers, booleans, null, arrays and plain
+ * objects, nested at most `maxJsonDepth` levels. Stricter than the schema (it refuses
+ * what `JSON.parse` never makes), never looser, so a refusal here means "ask the schema".
+ */
+export const isPlainStorableJson = (value: unknown, depth = 0): boolean => {
+  switch (typeof value) {
+    case "string":
+      return storableText(value) === true
+    case "number":
+      return Number.isFinite(value)
+    case "boolean":
+      return true
+    case "object": {
+      if (value === null) return true
+      if (depth >= maxJsonDepth) return false
+      if (Array.isArray(value)) {
+        for (const item of value) if (!isPlainStorableJson(item, depth + 1)) return false
+        return true
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) return false
+      for (const key in value) {
+        if (storableText(key) !== true || !isPlainStorableJson(Reflect.get(value, key), depth + 1)) return false
+      }
+      return true
+    }
+    default:
+      return false
+  }
+}
+
+/**
  * JSON that PostgreSQL `jsonb` can store: no NUL characters and no lone
  * surrogates in any string or key, nested at most `maxJsonDepth` levels.
  * Anything else is a 400, never a 500.

@@ -15,6 +15,12 @@ import { WebhooksApi } from "../Webhooks/Api.ts"
 import { WorkersApi } from "../Workers/Api.ts"
 
 /** Turns request decoding failures into a 400 `ValidationError` naming each offending field. */
+/**
+ * Unknown fields in a request body are a 400, not silently dropped: a client that
+ * sends `state` or `project_id` learns at once that it cannot set them.
+ */
+export const payloadParseOptions = { onExcessProperty: "error" } as const
+
 export class RequestValidation extends HttpApiMiddleware.Service<RequestValidation>()("foreman/RequestValidation", {
   error: ValidationError
 }) {}
@@ -35,9 +41,7 @@ export class Api extends HttpApi.make("foreman")
   .add(WebhooksApi)
   .add(ReviewsApi)
   .middleware(RequestValidation)
-  // Unknown fields in a request body are a 400, not silently dropped: a client that
-  // sends `state` or `project_id` learns at once that it cannot set them.
-  .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
+  .annotate(HttpApi.PayloadParseOptions, payloadParseOptions)
   .annotateMerge(OpenApi.annotations({
     title: "Foreman",
     version: "1.0.0",

@@ -11,16 +11,21 @@ const segment = (key: PropertyKey | { readonly key: PropertyKey }): string | num
   return typeof value === "number" ? value : String(value)
 }
 
+/** The 400 for a request `slot` ("payload", "params", …) that failed to decode, one issue per offending field. */
+export const validationError = (slot: string, issue: SchemaIssue.Issue): ValidationError =>
+  new ValidationError({
+    message: `invalid request ${slot}`,
+    issues: formatIssues(issue).issues.map((item) => ({
+      path: [slot, ...(item.path ?? []).map(segment)],
+      message: item.message
+    }))
+  })
+
 export const RequestValidationLive = HttpApiMiddleware.layerSchemaErrorTransform(
   RequestValidation,
-  (error) => {
+  (error) =>
     // "Body" and "ResponseHeaders" are our own responses failing to encode: a defect, not the caller's fault.
-    if (error.kind === "Body" || error.kind === "ResponseHeaders") return Effect.die(error)
-    const slot = error.kind.toLowerCase()
-    const issues = formatIssues(error.cause.issue).issues.map((issue) => ({
-      path: [slot, ...(issue.path ?? []).map(segment)],
-      message: issue.message
-    }))
-    return Effect.fail(new ValidationError({ message: `invalid request ${slot}`, issues }))
-  }
+    error.kind === "Body" || error.kind === "ResponseHeaders"
+      ? Effect.die(error)
+      : Effect.fail(validationError(error.kind.toLowerCase(), error.cause.issue))
 )

@@ -9,7 +9,8 @@ import { ReviewFeedback, ReviewPolicy, ReviewPolicyPatch } from "../Domain/Revie
 import { MaxAttempts, RetryPolicy, RetryPolicyPatch, TimeoutMs } from "../Queues/Api.ts"
 import { Assignment } from "../Workers/Assignment.ts"
 
-export const Priority = Schema.Literals(["critical", "high", "normal", "low"])
+export const priorities = ["critical", "high", "normal", "low"] as const
+export const Priority = Schema.Literals(priorities)
 export type Priority = typeof Priority.Type
 
 export const JobState = Schema.Literals([
@@ -27,8 +28,10 @@ export const JobState = Schema.Literals([
 ])
 export type JobState = typeof JobState.Type
 
+export const jobKindPattern = /^[A-Za-z0-9_.:-]{1,100}$/
+
 export const JobKind = Schema.String.check(
-  Schema.isPattern(/^[A-Za-z0-9_.:-]{1,100}$/, { message: "must be 1-100 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'" })
+  Schema.isPattern(jobKindPattern, { message: "must be 1-100 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'" })
 )
 
 export const Job = Schema.Struct({
@@ -87,9 +90,12 @@ export const EnqueueJob = Schema.Struct({
 }).annotate({ identifier: "EnqueueJob" })
 export type EnqueueJob = typeof EnqueueJob.Type
 
+export const maxBatchJobs = 1000
+
 export const EnqueueBatch = Schema.Struct({
-  jobs: Schema.Array(EnqueueJob).check(Schema.isMinLength(1), Schema.isMaxLength(1000))
+  jobs: Schema.Array(EnqueueJob).check(Schema.isMinLength(1), Schema.isMaxLength(maxBatchJobs))
 }).annotate({ identifier: "EnqueueBatch" })
+export type EnqueueBatch = typeof EnqueueBatch.Type
 
 export const JobList = Page(Job)
 

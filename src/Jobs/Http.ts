@@ -1,8 +1,10 @@
 import { Effect } from "effect"
+import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { Api } from "../Http/Api.ts"
 import { isoString, isoStringOrNull, serialized } from "../Http/Serialized.ts"
 import type { Job } from "./Api.ts"
+import { readBatch } from "./BatchBody.ts"
 import { Jobs } from "./Jobs.ts"
 
 /** A job as its schema's JSON codec writes it: the dates as ISO strings. */
@@ -48,10 +50,13 @@ export const JobsHttp = HttpApiBuilder.group(
   "jobs",
   Effect.fn(function*(handlers) {
     const jobs = yield* Jobs
-    return handlers.handleAll({
+    return handlers.handleRaw("enqueueBatch", ({ params, request }) =>
+      Effect.flatMap(readBatch(request), (batch) =>
+        HttpServerResponse.isHttpServerResponse(batch)
+          ? Effect.succeed(batch)
+          : Effect.map(jobs.enqueueBatch(params.projectId, batch.jobs), (inserted) => created({ jobs: inserted.map(jobJson) })))
+    ).handleAll({
       enqueue: ({ params, payload }) => Effect.map(jobs.enqueue(params.projectId, payload), (job) => created(jobJson(job))),
-      enqueueBatch: ({ params, payload }) =>
-        Effect.map(jobs.enqueueBatch(params.projectId, payload.jobs), (inserted) => created({ jobs: inserted.map(jobJson) })),
       list: ({ params, query }) =>
         Effect.map(jobs.list(params.projectId, query), (page) => ok({ items: page.items.map(jobJson), next_cursor: page.next_cursor })),
       get: ({ params }) => Effect.map(jobs.get(params.projectId, params.jobId), (job) => ok(jobJson(job))),
