@@ -2,7 +2,22 @@ import { Schema } from "effect"
 import { randomFillSync } from "node:crypto"
 import { v7 as uuidv7 } from "uuid"
 
-const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
+/**
+ * A UUID as the service writes it: lower case. The service compares ids as text (a key's
+ * project with the path's), so an upper-case spelling of an id is refused, the same way
+ * wherever a client gives one, rather than meaning the same id in one place and another
+ * id in the next.
+ */
+const lowerCaseUuid =
+  /^([0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/
+
+export const Uuid = Schema.String.check(
+  // Schema.isUUID's pattern, in lower case only.
+  Schema.isPattern(lowerCaseUuid, {
+    message: "must be a lower-case UUID",
+    toJsonSchema: () => ({ pattern: lowerCaseUuid.source, format: "uuid" })
+  })
+)
 
 export const ProjectId = Uuid.pipe(Schema.brand("ProjectId"))
 export type ProjectId = typeof ProjectId.Type

@@ -2,10 +2,9 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../Auth/Api.ts"
 import { Conflict, Forbidden, NotFound, Unprocessable, ValidationError } from "../Domain/Errors.ts"
-import { ProjectId } from "../Domain/Ids.ts"
+import { ProjectId, Uuid } from "../Domain/Ids.ts"
 import { Page, PageQuery } from "../Domain/Pagination.ts"
 
-const Uuid = Schema.String.check(Schema.isUUID(undefined, { message: "must be a UUID" }))
 export const WebhookId = Uuid.pipe(Schema.brand("WebhookId"))
 export type WebhookId = typeof WebhookId.Type
 export const DeliveryId = Uuid.pipe(Schema.brand("DeliveryId"))

@@ -543,6 +543,30 @@ layer(TestApp({ maxPayloadBytes: 1024 }), { timeout: 120_000, excludeTestService
       assertEnvelope(response, 413, "PayloadTooLarge")
     }))
 
+  it.effect("an upper-case id is a 400 wherever a client gives one: in the path and in a body", () =>
+    Effect.gen(function*() {
+      const { projectId, tokens } = yield* setupProject("upper-case ids")
+      const client = yield* clientFor(tokens.producer)
+      yield* createQueue(projectId, "default")
+      const job = yield* client.jobs.enqueue({ params: { projectId }, payload: jobRequest("default") })
+      const paths = [
+        `/v1/projects/${projectId.toUpperCase()}/jobs/${job.id}`,
+        `/v1/projects/${projectId}/jobs/${job.id.toUpperCase()}`
+      ]
+      for (const path of paths) {
+        const envelope = assertEnvelope(yield* raw("GET", path, { token: tokens.producer }), 400, "ValidationError")
+        assert.include(envelope.issues?.[0]?.message ?? "", "lower-case", path)
+      }
+      const worker = missingId.toUpperCase()
+      const body = { ...jobRequest("default"), assign: { worker_id: worker } }
+      const single = assertValidationIssue(yield* enqueueRaw(tokens.producer, projectId, body), ["payload", "assign", "worker_id"])
+      const batch = assertValidationIssue(yield* batchRaw(tokens.producer, projectId, [body]), ["payload", "jobs", 0, "assign", "worker_id"])
+      for (const envelope of [single, batch]) assert.match(envelope.issues?.[0]?.message ?? "", /lower-case/)
+      // The lower-case forms are the job.
+      const found = yield* raw("GET", `/v1/projects/${projectId}/jobs/${job.id}`, { token: tokens.producer })
+      assert.strictEqual(found.status, 200)
+    }))
+
   it.effect("one oversized payload fails the whole batch and nothing is written", () =>
     Effect.gen(function*() {
       const { projectId, tokens } = yield* setupProject("batch limit")

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { randomBytes } from "node:crypto"
 import { parse, stringify, validate, version } from "uuid"
-import { newId, uuidText } from "../../src/Domain/Ids.ts"
+import { Schema } from "effect"
+import { newId, Uuid, uuidText } from "../../src/Domain/Ids.ts"
 
 describe("newId", () => {
   it("makes distinct version 7 UUIDs that sort in the order they were made, across many pool refills", () => {
@@ -40,5 +41,27 @@ describe("newId", () => {
     const [a, b] = [uuidText(new Uint8Array(16)), uuidText(new Uint8Array(16).fill(0xff))]
     expect([a, b]).toEqual(["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"])
     for (const id of Array.from({ length: 1000 }, newId)) expect(stringify(parse(id))).toBe(id)
+  })
+})
+
+describe("Uuid", () => {
+  it("accepts what Schema.isUUID accepts, in lower case only", () => {
+    const isAnyUuid = Schema.is(Schema.String.check(Schema.isUUID(undefined)))
+    const isUuid = Schema.is(Uuid)
+    const samples = [
+      "00000000-0000-0000-0000-000000000000",
+      "ffffffff-ffff-ffff-ffff-ffffffffffff",
+      "019ab6f0-1c2d-0e3f-8a4b-5c6d7e8f9a0b",
+      "019ab6f0-1c2d-7e3f-ca4b-5c6d7e8f9a0b",
+      " 019ab6f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b",
+      "019ab6f01c2d7e3f8a4b5c6d7e8f9a0b",
+      ""
+    ]
+    for (let i = 0; i < 500; i++) samples.push(newId(), crypto.randomUUID())
+    for (const sample of [...samples]) samples.push(sample.toUpperCase(), sample.charAt(0).toUpperCase() + sample.slice(1))
+    for (const sample of samples) {
+      expect(isUuid(sample), sample).toBe(isAnyUuid(sample) && sample === sample.toLowerCase())
+    }
+    expect(samples.filter(isUuid).length).toBeGreaterThan(1000)
   })
 })
