@@ -225,7 +225,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
               -- so set once per statement, for this transaction only.
               AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
               ${request.kinds === null ? claimSql`` : claimSql`AND j.kind IN ${claimSql.in(request.kinds)}`}
-              ${request.projectId === null ? claimSql`` : claimSql`AND j.project_id = ${request.projectId}`}
+              ${request.projectId === null ? claimSql`` : claimSql`AND j.project_id = ANY(ARRAY[${request.projectId}]::uuid[])`}
               ${request.systemQueues ? claimSql`` : claimSql`AND NOT starts_with(j.queue, '_')`}
               -- A disabled worker claims nothing. Uncorrelated, so evaluated once per statement; the key-share
               -- lock makes a concurrent disable wait for this claim and then release what it took.
@@ -239,7 +239,11 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                 SELECT q.project_id, q.name FROM queues q
                 WHERE q.paused OR (q.max_running IS NOT NULL ${capped ? claimSql`AND NOT EXISTS (
                   SELECT 1 FROM limited l WHERE l.project_id = q.project_id AND l.name = q.name AND l.room > 0)` : claimSql``}))
-            ORDER BY j.priority, j.run_at, j.id
+            -- Within one project (an external worker's claim) the same order, led by the project. Written
+            -- as = ANY(ARRAY[...]), the project is not a constant to the planner, so the order is one only
+            -- jobs_claim_project gives without a sort: the planner, which cannot know that another
+            -- tenant's backlog sits at the head of jobs_claim, never walks it (test/regression/project-claim).
+            ORDER BY ${request.projectId === null ? claimSql`` : claimSql`j.project_id, `}j.priority, j.run_at, j.id
             LIMIT ${request.limit}
             FOR UPDATE OF j SKIP LOCKED
           ),
