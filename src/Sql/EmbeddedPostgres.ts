@@ -2,7 +2,7 @@ import { Data, Effect, Redacted } from "effect"
 import { existsSync } from "node:fs"
 import { chmod, mkdir, stat } from "node:fs/promises"
 import path from "node:path"
-import { fileURLToPath } from "node:url"
+import { appRoot } from "../Config/AppRoot.ts"
 import { traced } from "../Observability/Tracing.ts"
 
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
@@ -83,7 +83,7 @@ export const startEmbeddedPostgres = (options: EmbeddedOptions) =>
         const dataDir = path.resolve(options.dataDir)
         await mkdir(path.dirname(dataDir), { recursive: true })
         if (process.getuid?.() === 0) {
-          await makeTraversable(path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../node_modules"))
+          await makeTraversable(path.join(appRoot, "node_modules"))
           await makeTraversable(path.dirname(dataDir))
         }
         const pg = new EmbeddedPostgres({

@@ -2,10 +2,10 @@ import { Effect, Schema } from "effect"
 import { SqlClient, SqlSchema } from "effect/sql"
 import { readdir, readFile } from "node:fs/promises"
 import path from "node:path"
-import { fileURLToPath } from "node:url"
+import { appRoot } from "../Config/AppRoot.ts"
 import { splitStatements } from "./SplitStatements.ts"
 
-export const migrationsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations")
+export const migrationsDir = path.join(appRoot, "migrations")
 
 export interface MigrationFile {
   readonly version: number

@@ -1,5 +1,7 @@
 import { Duration, Effect, Schedule, Schema } from "effect"
 import { readFileSync } from "node:fs"
+import path from "node:path"
+import { appRoot } from "../Config/AppRoot.ts"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { newId, WorkerId } from "../Domain/Ids.ts"
 import { WorkersRepo } from "./WorkersRepo.ts"
@@ -9,7 +11,7 @@ const PackageJson = Schema.Struct({ version: Schema.String })
 /** Foreman's own version, from package.json. */
 export const packageVersion = (): string => {
   try {
-    const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8")
+    const text = readFileSync(path.join(appRoot, "package.json"), "utf8")
     return Schema.decodeUnknownSync(Schema.fromJsonString(PackageJson))(text).version
   } catch {
     return "unknown"

@@ -17,6 +17,12 @@ const adminKey = "bundle-test-admin-key-0123456789abcdef"
 
 const freshDatabase = sideEffectDatabases()
 
+/** Every JavaScript file `npm run build` wrote: the two entry points and their chunks. */
+const bundleFiles = () =>
+  ["dist/server", "dist/server/chunks"].flatMap((dir) =>
+    readdirSync(path.join(root, dir)).filter((name) => name.endsWith(".js")).map((name) => path.join(root, dir, name))
+  )
+
 beforeAll(() => {
   buildBundle()
 })
@@ -51,15 +57,38 @@ const packageVersion = () =>
   ).version
 
 describe("the esbuild bundles (npm run build)", () => {
-  it("the server bundle is one-byte text: V8 would keep its whole source as two bytes per character for one character above U+00FF", () => {
-    const source = readFileSync(path.join(root, "dist/server/main.js"), "utf8")
+  it("every file of the bundle is one-byte text: V8 would keep a module's whole source as two bytes per character for one character above U+00FF", () => {
+    const files = bundleFiles()
+    assert.isAbove(files.length, 2, "main.js, cli.js and their chunks")
     const wide: Array<string> = []
-    for (let i = 0; i < source.length && wide.length < 5; i++) {
-      if (source.charCodeAt(i) <= 0xff) continue
-      const line = source.slice(0, i).split("\n").length
-      wide.push(`line ${line}: ${JSON.stringify(source.slice(Math.max(0, i - 40), i + 10))}`)
+    for (const file of files) {
+      const source = readFileSync(file, "utf8")
+      for (let i = 0; i < source.length && wide.length < 5; i++) {
+        if (source.charCodeAt(i) <= 0xff) continue
+        const line = source.slice(0, i).split("\n").length
+        wide.push(`${path.relative(root, file)} line ${line}: ${JSON.stringify(source.slice(Math.max(0, i - 40), i + 10))}`)
+      }
     }
-    assert.deepStrictEqual(wide, [], "characters above U+00FF in dist/server/main.js (from a template literal in src/?)")
+    assert.deepStrictEqual(wide, [], "characters above U+00FF in the bundle (from a template literal in src/?)")
+  })
+
+  it("the server does not load Scalar's script (about 3 MB) until /docs is asked for (docs/adr/0011)", () => {
+    // main.js and the chunks it imports statically, transitively: what starting the server loads.
+    const loaded = new Set<string>()
+    const visit = (file: string) => {
+      if (loaded.has(file)) return
+      loaded.add(file)
+      const source = readFileSync(file, "utf8")
+      for (const match of source.matchAll(/^import\s[^;]*?from\s*"(\.[^"]+)"|^import\s*"(\.[^"]+)"/gm)) {
+        const target = match[1] ?? match[2]
+        if (target !== undefined) visit(path.resolve(path.dirname(file), target))
+      }
+    }
+    visit(path.join(root, "dist/server/main.js"))
+    assert.isAbove(loaded.size, 1, "main.js imports shared chunks")
+    const scalar = "Original file: /npm/@scalar/api-reference"
+    assert.deepStrictEqual([...loaded].filter((file) => readFileSync(file, "utf8").includes(scalar)), [])
+    assert.isTrue(bundleFiles().some((file) => readFileSync(file, "utf8").includes(scalar)), "Scalar's script is a chunk of its own")
   })
 
   it("the server, started as npm start starts it, migrates, serves the API, runs a handler module's job, and exits 0 on SIGTERM", async () => {
