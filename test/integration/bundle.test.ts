@@ -101,7 +101,7 @@ describe("the esbuild bundles (npm run build)", () => {
       env: { ...env, FOREMAN_INSTANCE_ID: "bundle", FOREMAN_ADMIN_API_KEY: adminKey, FOREMAN_POLL_INTERVAL_MS: "100" }
     })
     try {
-      // The migrations directory resolved from dist/server/ is the repository's.
+      // The migrations directory resolved from the bundle's chunks is the repository's.
       const applied = await rows(db, AppliedVersion, appliedVersion)
       assert.deepStrictEqual(applied, [{ version: latestMigration() }])
 
@@ -128,7 +128,13 @@ describe("the esbuild bundles (npm run build)", () => {
       // `echo` (test/support/handlers.ts) returns its payload.
       assert.deepStrictEqual((await read()).result, payload)
 
-      // package.json resolved from dist/server/ is the repository's: the instance registers its version.
+      // /docs loads Scalar's script from its own chunk at the first request (docs/adr/0011).
+      const docs = await fetch(`${service.baseUrl}/docs`)
+      const page = await docs.text()
+      assert.strictEqual(docs.status, 200, page.slice(0, 400))
+      assert.include(page, "@scalar/api-reference", "the page inlines Scalar's script")
+
+      // package.json resolved from the bundle is the repository's: the instance registers its version.
       const instances = await rows(db, Schema.Struct({ version: Schema.NullOr(Schema.String) }), "SELECT version FROM workers WHERE name = 'bundle'")
       assert.deepStrictEqual(instances, [{ version: packageVersion() }])
 
