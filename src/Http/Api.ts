@@ -14,13 +14,13 @@ import { UsersApi } from "../Users/Api.ts"
 import { WebhooksApi } from "../Webhooks/Api.ts"
 import { WorkersApi } from "../Workers/Api.ts"
 
-/** Turns request decoding failures into a 400 `ValidationError` naming each offending field. */
 /**
  * Unknown fields in a request body are a 400, not silently dropped: a client that
  * sends `state` or `project_id` learns at once that it cannot set them.
  */
 export const payloadParseOptions = { onExcessProperty: "error" } as const
 
+/** Turns request decoding failures into a 400 `ValidationError` naming each offending field. */
 export class RequestValidation extends HttpApiMiddleware.Service<RequestValidation>()("foreman/RequestValidation", {
   error: ValidationError
 }) {}

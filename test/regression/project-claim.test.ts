@@ -6,7 +6,7 @@ import { EngineRepo } from "../../src/Engine/EngineRepo.ts"
 import { ClaimSql } from "../../src/Sql/Database.ts"
 import { setupProject } from "../support/fixtures.ts"
 import { testClaim } from "../support/engine.ts"
-import { indexReads, insertSucceededJobs } from "../support/stats.ts"
+import { insertSucceededJobs, readsOfIndex } from "../support/stats.ts"
 import { clientFor, TestApp } from "../support/TestApp.ts"
 
 // External workers claim within their project. No index ordered one project's runnable jobs:
@@ -46,14 +46,11 @@ layer(TestApp({ role: "api" }), { timeout: 120_000, excludeTestServices: true })
 
       // Every index of jobs the claim could walk; the primary key's probes by the update are the claimed jobs.
       const indexes = ["jobs_claim", "jobs_claim_project", "jobs_project_list", "jobs_project_attention", "jobs_finished"]
-      const before = yield* Effect.forEach(indexes, indexReads)
-      const claimed = yield* claimSql.withTransaction(Effect.tap(
-        engine.claim(testClaim(["ext.shared"], 5, { projectId: quiet.projectId })),
-        () => claimSql`SELECT pg_stat_force_next_flush()`
-      ))
-      yield* Effect.sleep("200 millis")
-      const after = yield* Effect.forEach(indexes, indexReads)
-      const read = after.reduce((sum, n, i) => sum + n - (before[i] ?? 0n), 0n)
+      const { result: claimed, read } = yield* readsOfIndex(
+        indexes,
+        claimSql,
+        engine.claim(testClaim(["ext.shared"], 5, { projectId: quiet.projectId }))
+      )
 
       assert.lengthOf(claimed, 5)
       assert.isTrue(claimed.every((job) => job.project_id === quiet.projectId), "only the quiet tenant's jobs")

@@ -13,14 +13,17 @@ export const indexReads = (index: string) =>
 
 /**
  * Runs `statement` pinned to one connection of `client` that reports its statistics as soon as it
- * is idle, and returns its result with how many entries of `index` were read meanwhile.
+ * is idle, and returns its result with how many entries of `index` (of all of them, for a list)
+ * were read meanwhile.
  */
-export const readsOfIndex = <A>(index: string, client: SqlClient.SqlClient, statement: Effect.Effect<A>) =>
+export const readsOfIndex = <A>(index: string | ReadonlyArray<string>, client: SqlClient.SqlClient, statement: Effect.Effect<A>) =>
   Effect.gen(function*() {
-    const before = yield* indexReads(index)
+    const indexes = typeof index === "string" ? [index] : index
+    const total = Effect.map(Effect.forEach(indexes, indexReads), (reads) => reads.reduce((sum, n) => sum + n, 0n))
+    const before = yield* total
     const result = yield* client.withTransaction(Effect.tap(statement, () => client`SELECT pg_stat_force_next_flush()`))
     yield* Effect.sleep("200 millis")
-    return { result, read: (yield* indexReads(index)) - before }
+    return { result, read: (yield* total) - before }
   }).pipe(Effect.orDie)
 
 /**
