@@ -1,4 +1,4 @@
-import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Schedule, Scope } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, PubSub, Queue, Schedule, Scope, Tracer } from "effect"
 import { AppConfig } from "../Config/AppConfig.ts"
 import { type ClaimedJob, type Completion, EngineRepo, type Failure } from "./EngineRepo.ts"
 import { HandlerFailure } from "./Handler.ts"
@@ -6,7 +6,7 @@ import { Handlers } from "./Handlers.ts"
 import { LocalDispatch } from "./LocalDispatch.ts"
 import { Notifier } from "./Notifier.ts"
 import * as Metrics from "../Observability/Metrics.ts"
-import { attemptLinks, currentSpanTraceparent } from "../Observability/Tracing.ts"
+import { attemptLinks, formatTraceparent } from "../Observability/Tracing.ts"
 import { nextRetryDelay } from "./RetryPolicy.ts"
 import { registerInstance } from "../Workers/Instance.ts"
 
@@ -47,6 +47,38 @@ const storableDetails = (details: unknown): unknown => {
     return undefined
   }
 }
+
+/**
+ * `self`, failed with `onTimeout()` when it has not finished after `ms`.
+ * `Effect.timeoutOrElse` races `self` against a sleep in two forked fibers;
+ * this forks `self` alone and times it with a plain timer: about a third of
+ * the engine's CPU per attempt in a drain (docs/benchmarks.md). On timeout
+ * `self` is interrupted and the failure returned without waiting for its
+ * finalizers; when the caller is interrupted, `self` is interrupted and
+ * awaited, as a child fiber would be.
+ */
+export const failAfter = <A, E, E2>(self: Effect.Effect<A, E>, ms: number, onTimeout: () => E2): Effect.Effect<A, E | E2> =>
+  Effect.withFiber((parent) =>
+    Effect.callback<A, E | E2>((resume) => {
+      const child = Effect.runForkWith(parent.context)(self)
+      let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+        timer = undefined
+        child.interruptUnsafe(parent.id)
+        resume(Effect.fail(onTimeout()))
+      }, ms)
+      child.addObserver((exit) => {
+        if (timer === undefined) return
+        clearTimeout(timer)
+        timer = undefined
+        resume(exit)
+      })
+      return Effect.suspend(() => {
+        if (timer !== undefined) clearTimeout(timer)
+        timer = undefined
+        return Fiber.interrupt(child)
+      })
+    })
+  )
 
 /** Turns a failed attempt into the failure row: backoff delay, or `null` for dead. */
 export const failureFor = Effect.fnUntraced(function*(
@@ -122,6 +154,36 @@ export class Runner extends Context.Service<Runner, {
       // would let a new job overtake them.
       let backlog = true
 
+      // The attempt's outcome, once it has one: a completion or a failure row, metrics, and the slot freed.
+      const settle = (job: ClaimedJob, exit: Exit.Exit<unknown, HandlerFailure>, seconds: number, traceparent: string | null) => {
+        if (Exit.isSuccess(exit)) {
+          let result: unknown
+          try {
+            result = toStorableJson(exit.value)
+          } catch (error) {
+            const message = `handler result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
+            return Effect.andThen(
+              Metrics.recordExecution(job, seconds, false),
+              recordFailure(job, new HandlerFailure({ message, retryable: false }), traceparent)
+            )
+          }
+          return Effect.andThen(
+            Metrics.recordExecution(job, seconds, true),
+            Queue.offer(completions, { id: job.id, token: job.lease_token, result, traceparent })
+          )
+        }
+        const failure = Option.getOrElse(
+          Cause.findErrorOption(exit.cause),
+          () => new HandlerFailure({ message: `handler crashed: ${Cause.pretty(exit.cause)}`, retryable: true })
+        )
+        return Effect.andThen(Metrics.recordExecution(job, seconds, false), recordFailure(job, failure, traceparent))
+      }
+      const recordFailure = (job: ClaimedJob, failure: HandlerFailure, traceparent: string | null) =>
+        Effect.flatMap(
+          failureFor(job, failure),
+          (row) => Effect.andThen(Metrics.recordFailed(job, row), Queue.offer(failures, { ...row, traceparent }))
+        )
+
       const runAttempt = (job: ClaimedJob) => {
         const handler = handlers.get(job.kind)
         const attempt = handler === undefined
@@ -130,21 +192,27 @@ export class Runner extends Context.Service<Runner, {
         const started = performance.now()
         // The attempt span's context, written with the outcome so the next attempt links to it.
         let traceparent: string | null = null
-        const record = <A extends Completion | Failure>(queue: Queue.Queue<A>, row: A) => Queue.offer(queue, { ...row, traceparent })
         return Metrics.recordStarted(job).pipe(
-          Effect.andThen(attempt),
-          Effect.timeoutOrElse({
-            duration: Duration.millis(job.timeout_ms),
-            orElse: () => Effect.fail(new HandlerFailure({ message: `timed out after ${job.timeout_ms} ms`, retryable: true }))
-          }),
+          Effect.andThen(failAfter(
+            attempt,
+            job.timeout_ms,
+            () => new HandlerFailure({ message: `timed out after ${job.timeout_ms} ms`, retryable: true })
+          )),
           // The outcome, on the span: succeeded, or failed (the error status comes from the failure itself).
           Effect.onExit((exit) =>
-            Effect.annotateCurrentSpan(
-              "foreman.job.outcome",
-              Exit.isSuccess(exit) ? "succeeded" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failed"
-            ).pipe(Effect.andThen(Effect.map(currentSpanTraceparent, (context) => {
-              traceparent = context
-            })))
+            Effect.withFiber((fiber) => {
+              const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+              if (span !== undefined) {
+                if (span._tag === "Span") {
+                  span.attribute(
+                    "foreman.job.outcome",
+                    Exit.isSuccess(exit) ? "succeeded" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failed"
+                  )
+                }
+                traceparent = formatTraceparent(span)
+              }
+              return Effect.void
+            })
           ),
           // Data-first: only that form honours `captureStackTrace: false`. The span's source line is
           // always this one, and capturing it cost about 8 % of the engine's CPU in a drain profile.
@@ -162,33 +230,11 @@ export class Runner extends Context.Service<Runner, {
           }),
           Effect.exit,
           // Interrupted attempts (lost lease, shutdown) have no outcome and are not timed.
-          Effect.tap((exit) =>
+          Effect.flatMap((exit) =>
             Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
               ? Effect.void
-              : Metrics.recordExecution(job, (performance.now() - started) / 1000)
+              : settle(job, exit, (performance.now() - started) / 1000, traceparent)
           ),
-          Effect.flatMap((exit) => {
-            if (Exit.isSuccess(exit)) {
-              let result: unknown
-              try {
-                result = toStorableJson(exit.value)
-              } catch (error) {
-                const message = `handler result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
-                return Effect.flatMap(
-                  failureFor(job, new HandlerFailure({ message, retryable: false })),
-                  (row) => Effect.andThen(Metrics.recordFailed(job, row), record(failures, row))
-                )
-              }
-              return Effect.andThen(Metrics.recordSucceeded(job), record(completions, { id: job.id, token: job.lease_token, result }))
-            }
-            if (Cause.hasInterruptsOnly(exit.cause)) return Effect.void
-            const failure = Option.getOrElse(
-              Cause.findErrorOption(exit.cause),
-              () => new HandlerFailure({ message: `handler crashed: ${Cause.pretty(exit.cause)}`, retryable: true })
-            )
-            return Effect.flatMap(failureFor(job, failure), (row) => Effect.andThen(Metrics.recordFailed(job, row), record(failures, row)))
-          }),
-          Effect.asVoid,
           Effect.ensuring(Effect.suspend(() => {
             // Only this attempt's slot: the job may already run again here under a newer lease.
             if (running.get(job.id)?.token === job.lease_token) running.delete(job.id)

@@ -97,23 +97,50 @@ const labelled = <In, Out, L>(
 
 const jobKey = (job: JobLabels) => `${job.queue}\u0000${job.kind}`
 
-/** Labelled by queue and kind. */
-const byJob = <In, Out>(metric: Metric.Metric<In, Out>) =>
-  labelled(metric, jobKey, (job: JobLabels) => ({ queue: job.queue, kind: job.kind }))
-
-/** Counts per queue and kind. */
-const jobCount = (counter: Metric.Metric<number, unknown>) => {
-  const withLabels = byJob(counter)
-  return (job: JobLabels, by = 1) => Metric.update(withLabels(job), by)
+/** The labelled metrics of one queue and kind, built once and reused by every attempt. */
+interface JobSeries {
+  readonly enqueued: Metric.Metric<number, unknown>
+  readonly started: Metric.Metric<number, unknown>
+  readonly succeeded: Metric.Metric<number, unknown>
+  readonly retried: Metric.Metric<number, unknown>
+  readonly dead: Metric.Metric<number, unknown>
+  readonly cancelled: Metric.Metric<number, unknown>
+  readonly enqueueToStart: Metric.Metric<number, unknown>
+  readonly execution: Metric.Metric<number, unknown>
 }
-const countEnqueued = jobCount(jobsEnqueued)
-const countStarted = jobCount(jobsStarted)
-const countSucceeded = jobCount(jobsSucceeded)
-const countRetried = jobCount(jobsRetried)
-const countDead = jobCount(jobsDead)
-const countCancelled = jobCount(jobsCancelled)
-const enqueueToStartBy = byJob(enqueueToStart)
-const executionDurationBy = byJob(executionDuration)
+
+const jobSeriesCache = new Map<string, JobSeries>()
+const jobSeries = (job: JobLabels): JobSeries => {
+  const key = jobKey(job)
+  let found = jobSeriesCache.get(key)
+  if (found === undefined) {
+    const attributes = { queue: job.queue, kind: job.kind }
+    found = {
+      enqueued: Metric.withAttributes(jobsEnqueued, attributes),
+      started: Metric.withAttributes(jobsStarted, attributes),
+      succeeded: Metric.withAttributes(jobsSucceeded, attributes),
+      retried: Metric.withAttributes(jobsRetried, attributes),
+      dead: Metric.withAttributes(jobsDead, attributes),
+      cancelled: Metric.withAttributes(jobsCancelled, attributes),
+      enqueueToStart: Metric.withAttributes(enqueueToStart, attributes),
+      execution: Metric.withAttributes(executionDuration, attributes)
+    }
+    jobSeriesCache.set(key, found)
+  }
+  return found
+}
+
+/**
+ * Runs `update` with the fiber's context as one step: the engine records three
+ * or four metrics per attempt, and `Metric.update` costs an effect (and a label
+ * lookup) for each.
+ */
+const updating = (update: (context: Context.Context<never>) => void): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    update(fiber.context)
+    return Effect.void
+  })
+
 type RequestLabels = { readonly route: string; readonly method: string; readonly status: string }
 const httpRequestDurationBy = labelled(
   httpRequestDuration,
@@ -122,7 +149,7 @@ const httpRequestDurationBy = labelled(
 )
 /** One update per label set, not per job: a batch of 100 usually has one. */
 export const recordEnqueued = (jobs: ReadonlyArray<JobLabels>) =>
-  Effect.suspend(() => {
+  updating((context) => {
     const counts = new Map<string, { job: JobLabels; count: number }>()
     for (const job of jobs) {
       const key = jobKey(job)
@@ -130,33 +157,41 @@ export const recordEnqueued = (jobs: ReadonlyArray<JobLabels>) =>
       if (found === undefined) counts.set(key, { job, count: 1 })
       else found.count++
     }
-    return Effect.forEach(counts.values(), ({ job, count }) => countEnqueued(job, count), { discard: true })
+    for (const { job, count } of counts.values()) jobSeries(job).enqueued.updateUnsafe(count, context)
   })
 
-/** An attempt started: counts it, and on the first attempt records the wait since insertion. */
-export const recordStarted = (job: JobLabels & { readonly attempt: number; readonly created_at: Date; readonly started_at: Date }) =>
-  Effect.andThen(
-    countStarted(job),
-    job.attempt === 1
-      ? Metric.update(
-        enqueueToStartBy(job),
-        Math.max(0, (job.started_at.getTime() - job.created_at.getTime()) / 1000)
-      )
-      : Effect.void
-  )
+type StartedJob = JobLabels & { readonly attempt: number; readonly created_at: Date; readonly started_at: Date }
 
-export const recordSucceeded = (job: JobLabels) => countSucceeded(job)
+/** An attempt started: counts it, and on the first attempt records the wait since insertion. */
+export const recordStarted = (job: StartedJob) =>
+  updating((context) => {
+    const series = jobSeries(job)
+    series.started.updateUnsafe(1, context)
+    if (job.attempt === 1) {
+      series.enqueueToStart.updateUnsafe(Math.max(0, (job.started_at.getTime() - job.created_at.getTime()) / 1000), context)
+    }
+  })
+
+export const recordSucceeded = (job: JobLabels) => updating((context) => jobSeries(job).succeeded.updateUnsafe(1, context))
 
 /** A failed attempt: `delay_ms` null means the job is dead, otherwise it will be retried. */
 export const recordFailed = (job: JobLabels, failure: { readonly delay_ms: number | null }) =>
-  failure.delay_ms === null ? countDead(job) : countRetried(job)
+  updating((context) => {
+    const series = jobSeries(job)
+    ;(failure.delay_ms === null ? series.dead : series.retried).updateUnsafe(1, context)
+  })
 
-export const recordCancelled = (job: JobLabels) => countCancelled(job)
+export const recordCancelled = (job: JobLabels) => updating((context) => jobSeries(job).cancelled.updateUnsafe(1, context))
 
 export const recordLeasesExpired = (n: number) => Metric.update(leasesExpired, n)
 
-export const recordExecution = (job: JobLabels, seconds: number) =>
-  Metric.update(executionDurationBy(job), seconds)
+/** A finished in-process attempt: its duration, and whether it succeeded (a failure is counted by `recordFailed`). */
+export const recordExecution = (job: JobLabels, seconds: number, succeeded: boolean) =>
+  updating((context) => {
+    const series = jobSeries(job)
+    series.execution.updateUnsafe(seconds, context)
+    if (succeeded) series.succeeded.updateUnsafe(1, context)
+  })
 
 /**
  * Holds the matched route template for the request being served. The outer
