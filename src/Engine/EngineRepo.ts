@@ -30,7 +30,37 @@ export const ClaimedJob = Schema.Struct({
   review_feedback: Schema.NullOr(ReviewFeedback)
 })
 export type ClaimedJob = typeof ClaimedJob.Type
-const decodeClaimed = Schema.decodeUnknownEffect(Schema.Array(ClaimedJob))
+
+/**
+ * A claimed row as the claim returns it: the job's own retry policy (`null`
+ * unless it overrides its queue's) beside the queue's backoff settings, which
+ * the claim returns as columns and `claimedJob` turns into the effective
+ * policy. Building that policy as `jsonb` in the claim, then parsing and
+ * checking it again here, cost both processes about a tenth of a claim.
+ */
+const ClaimedRow = Schema.Struct({
+  ...ClaimedJob.fields,
+  retry_policy: Schema.NullOr(RetryPolicy),
+  backoff_initial_ms: Schema.Int,
+  backoff_factor: Schema.Number,
+  backoff_max_ms: Schema.Int,
+  backoff_jitter: Schema.Number
+})
+const decodeClaimed = Schema.decodeUnknownEffect(Schema.Array(ClaimedRow))
+
+const claimedJob = (row: typeof ClaimedRow.Type): ClaimedJob => {
+  const { backoff_initial_ms, backoff_factor, backoff_max_ms, backoff_jitter, retry_policy, ...job } = row
+  return {
+    ...job,
+    retry_policy: retry_policy ?? {
+      max_attempts: row.max_attempts,
+      initial_delay_ms: backoff_initial_ms,
+      factor: backoff_factor,
+      max_delay_ms: backoff_max_ms,
+      jitter: backoff_jitter
+    }
+  }
+}
 
 export interface ClaimRequest {
   readonly limit: number
@@ -129,7 +159,8 @@ const effectivePolicy = (job: string) => `${effectiveRetryPolicy(job)} AS retry_
 
 const claimedColumns = `c.id, c.project_id, c.queue, c.kind, c.payload, c.priority, c.attempt, c.max_attempts,
   c.timeout_ms, c.lease_token::text AS lease_token, c.lease_expires_at, c.started_at, c.created_at, c.traceparent,
-  c.last_attempt_traceparent, c.review_feedback, ${effectivePolicy("c")}`
+  c.last_attempt_traceparent, c.review_feedback, c.retry_policy, q.backoff_initial_ms, q.backoff_factor,
+  q.backoff_max_ms, q.backoff_jitter`
 
 // Key space for the per-queue advisory locks that serialise claims on queues with a concurrency cap.
 const queueLockSpace = 7_401_003
@@ -264,7 +295,9 @@ export class EngineRepo extends Context.Service<EngineRepo, {
                                          statement_timestamp() + j.timeout_ms * interval '1 millisecond'),
                 started_at = statement_timestamp(), worker_id = ${request.workerId}, progress = NULL, updated_at = statement_timestamp()
             WHERE j.id = ANY(ARRAY(SELECT a.id FROM allowed a))
-            RETURNING j.*
+            RETURNING j.id, j.project_id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts,
+                      j.timeout_ms, j.lease_token, j.lease_expires_at, j.started_at, j.created_at, j.traceparent,
+                      j.last_attempt_traceparent, j.review_feedback, j.retry_policy, j.worker_id
           ),
           events AS (
             INSERT INTO job_events (job_id, project_id, type, from_state, to_state, attempt, actor, at, worker_id)
@@ -284,6 +317,7 @@ export class EngineRepo extends Context.Service<EngineRepo, {
             : claimStatement(request, null)
         ).pipe(
           Effect.flatMap(decodeClaimed),
+          Effect.map((rows) => rows.map(claimedJob)),
           Effect.orDie,
           traced("EngineRepo.claim", { attributes: { "foreman.claim.limit": request.limit } })
         )
