@@ -154,35 +154,33 @@ export class Runner extends Context.Service<Runner, {
       // would let a new job overtake them.
       let backlog = true
 
-      // The attempt's outcome, once it has one: a completion or a failure row, metrics, and the slot freed.
-      const settle = (job: ClaimedJob, exit: Exit.Exit<unknown, HandlerFailure>, seconds: number, traceparent: string | null) => {
-        if (Exit.isSuccess(exit)) {
-          let result: unknown
-          try {
-            result = toStorableJson(exit.value)
-          } catch (error) {
-            const message = `handler result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
-            return Effect.andThen(
-              Metrics.recordExecution(job, seconds, false),
-              recordFailure(job, new HandlerFailure({ message, retryable: false }), traceparent)
-            )
-          }
-          return Effect.andThen(
-            Metrics.recordExecution(job, seconds, true),
-            Queue.offer(completions, { id: job.id, token: job.lease_token, result, traceparent })
-          )
-        }
-        const failure = Option.getOrElse(
-          Cause.findErrorOption(exit.cause),
-          () => new HandlerFailure({ message: `handler crashed: ${Cause.pretty(exit.cause)}`, retryable: true })
-        )
-        return Effect.andThen(Metrics.recordExecution(job, seconds, false), recordFailure(job, failure, traceparent))
-      }
       const recordFailure = (job: ClaimedJob, failure: HandlerFailure, traceparent: string | null) =>
         Effect.flatMap(
           failureFor(job, failure),
           (row) => Effect.andThen(Metrics.recordFailed(job, row), Queue.offer(failures, { ...row, traceparent }))
         )
+      // The attempt's outcome, once it has one: its duration, then a completion or a failure row.
+      const settle = (job: ClaimedJob, exit: Exit.Exit<unknown, HandlerFailure>, seconds: number, traceparent: string | null) =>
+        Effect.andThen(Metrics.recordExecution(job, seconds), () => {
+          if (Exit.isSuccess(exit)) {
+            let result: unknown
+            try {
+              result = toStorableJson(exit.value)
+            } catch (error) {
+              const message = `handler result cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`
+              return recordFailure(job, new HandlerFailure({ message, retryable: false }), traceparent)
+            }
+            return Effect.andThen(
+              Metrics.recordSucceeded(job),
+              Queue.offer(completions, { id: job.id, token: job.lease_token, result, traceparent })
+            )
+          }
+          const failure = Option.getOrElse(
+            Cause.findErrorOption(exit.cause),
+            () => new HandlerFailure({ message: `handler crashed: ${Cause.pretty(exit.cause)}`, retryable: true })
+          )
+          return recordFailure(job, failure, traceparent)
+        })
 
       const runAttempt = (job: ClaimedJob) => {
         const handler = handlers.get(job.kind)

@@ -185,13 +185,8 @@ export const recordCancelled = (job: JobLabels) => updating((context) => jobSeri
 
 export const recordLeasesExpired = (n: number) => Metric.update(leasesExpired, n)
 
-/** A finished in-process attempt: its duration, and whether it succeeded (a failure is counted by `recordFailed`). */
-export const recordExecution = (job: JobLabels, seconds: number, succeeded: boolean) =>
-  updating((context) => {
-    const series = jobSeries(job)
-    series.execution.updateUnsafe(seconds, context)
-    if (succeeded) series.succeeded.updateUnsafe(1, context)
-  })
+export const recordExecution = (job: JobLabels, seconds: number) =>
+  updating((context) => jobSeries(job).execution.updateUnsafe(seconds, context))
 
 /**
  * Holds the matched route template for the request being served. The outer
