@@ -48,19 +48,33 @@ const ClaimedRow = Schema.Struct({
 })
 const decodeClaimed = Schema.decodeUnknownEffect(Schema.Array(ClaimedRow))
 
-const claimedJob = (row: typeof ClaimedRow.Type): ClaimedJob => {
-  const { backoff_initial_ms, backoff_factor, backoff_max_ms, backoff_jitter, retry_policy, ...job } = row
-  return {
-    ...job,
-    retry_policy: retry_policy ?? {
-      max_attempts: row.max_attempts,
-      initial_delay_ms: backoff_initial_ms,
-      factor: backoff_factor,
-      max_delay_ms: backoff_max_ms,
-      jitter: backoff_jitter
-    }
-  }
-}
+// Spelled out: a rest pattern (`{ a, ...job } = row`) copies through V8's slow generic path,
+// which took a tenth of the engine's CPU in the drain benchmark.
+const claimedJob = (row: typeof ClaimedRow.Type): ClaimedJob => ({
+  id: row.id,
+  project_id: row.project_id,
+  queue: row.queue,
+  kind: row.kind,
+  payload: row.payload,
+  priority: row.priority,
+  attempt: row.attempt,
+  max_attempts: row.max_attempts,
+  timeout_ms: row.timeout_ms,
+  lease_token: row.lease_token,
+  lease_expires_at: row.lease_expires_at,
+  started_at: row.started_at,
+  created_at: row.created_at,
+  retry_policy: row.retry_policy ?? {
+    max_attempts: row.max_attempts,
+    initial_delay_ms: row.backoff_initial_ms,
+    factor: row.backoff_factor,
+    max_delay_ms: row.backoff_max_ms,
+    jitter: row.backoff_jitter
+  },
+  traceparent: row.traceparent,
+  last_attempt_traceparent: row.last_attempt_traceparent,
+  review_feedback: row.review_feedback
+})
 
 export interface ClaimRequest {
   readonly limit: number
