@@ -60,7 +60,16 @@ const storableDetails = (details: unknown): unknown => {
 export const failAfter = <A, E, E2>(self: Effect.Effect<A, E>, ms: number, onTimeout: () => E2): Effect.Effect<A, E | E2> =>
   Effect.withFiber((parent) =>
     Effect.callback<A, E | E2>((resume) => {
+      // Forked inside the callback, so an interruption that reaches the caller while `self`
+      // starts still finds the child to interrupt and await.
       const child = Effect.runForkWith(parent.context)(self)
+      // A fork runs at once until its first asynchronous step: a handler that returns
+      // without one already has its exit, and needs no timer.
+      const done = child.pollUnsafe()
+      if (done !== undefined) {
+        resume(done)
+        return
+      }
       let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
         timer = undefined
         child.interruptUnsafe(parent.id)
