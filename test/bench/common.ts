@@ -1,5 +1,7 @@
 /** What the systems share: fresh databases, the workload sizes, and the latency loop. */
+import { spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
+import { readdirSync, readFileSync } from "node:fs"
 import { Client, type QueryResultRow } from "pg"
 import { probe } from "./probe.ts"
 import { percentile, sleep, sorted, until } from "./stats.ts"
@@ -21,7 +23,9 @@ export const settings = {
   httpSeconds: numberEnv("BENCH_HTTP_SECONDS", quick ? 3 : 10),
   httpConnections: numberEnv("BENCH_HTTP_CONNECTIONS", 32),
   /** Comma-separated subset of systems/workloads to run: foreman, retained, graphile, graphile-batched, pgboss, http. */
-  only: (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+  only: (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0),
+  /** Whether PostgreSQL is the harness's own embedded server, whose processes are the only `postgres` ones here. */
+  embedded: (process.env.BENCH_DATABASE_URL ?? "").length === 0
 }
 
 export const enabled = (name: string) => settings.only.length === 0 || settings.only.includes(name)
@@ -66,6 +70,73 @@ export const query = async <R extends QueryResultRow>(url: string, statement: st
 export interface DrainResult {
   readonly jobsPerSecond: number
   readonly seconds: number
+  /**
+   * CPU time per job over the timed drain. `process`: this process, where the
+   * system under test runs (Foreman's engine, graphile-worker's and pg-boss's
+   * workers alike). `postgres`: every process named `postgres` on the machine,
+   * measured only with the embedded server (undefined otherwise, or without `/proc`).
+   */
+  readonly cpuMicrosPerJob: { readonly process: number; readonly postgres: number | undefined }
+}
+
+// /proc/<pid>/stat counts CPU time in clock ticks (USER_HZ).
+const clockTicksPerSecond = (() => {
+  const out = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" })
+  const n = Number(out.stdout?.trim())
+  return out.status === 0 && Number.isFinite(n) && n > 0 ? n : 100
+})()
+
+/** User plus system CPU of every process named `postgres`, in microseconds; undefined without `/proc`. */
+const postgresCpuMicros = (): number | undefined => {
+  let entries: Array<string>
+  try {
+    entries = readdirSync("/proc")
+  } catch {
+    return undefined
+  }
+  let ticks = 0
+  for (const pid of entries) {
+    if (!/^\d+$/.test(pid)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    } catch {
+      continue // exited since the listing
+    }
+    const close = stat.lastIndexOf(")")
+    if (stat.slice(stat.indexOf("(") + 1, close) !== "postgres") continue
+    // After the command: state, ppid, …; utime and stime are fields 14 and 15 of the line.
+    const fields = stat.slice(close + 2).split(" ")
+    ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return (ticks * 1e6) / clockTicksPerSecond
+}
+
+/**
+ * Starts a drain's clock and CPU meters; `stop(jobs)` reads them. A PostgreSQL
+ * backend that exits within the window takes its CPU time with it: the systems'
+ * pools stay open past it, the harness's own settle checks (a connection each,
+ * once every handler call was seen) do not.
+ */
+export const startDrain = () => {
+  const start = performance.now()
+  const cpu = process.cpuUsage()
+  const postgres = settings.embedded ? postgresCpuMicros() : undefined
+  return {
+    stop: (jobs: number): DrainResult => {
+      const seconds = (performance.now() - start) / 1000
+      const used = process.cpuUsage(cpu)
+      const postgresNow = postgres === undefined ? undefined : postgresCpuMicros()
+      return {
+        jobsPerSecond: jobs / seconds,
+        seconds,
+        cpuMicrosPerJob: {
+          process: (used.user + used.system) / jobs,
+          postgres: postgres === undefined || postgresNow === undefined ? undefined : (postgresNow - postgres) / jobs
+        }
+      }
+    }
+  }
 }
 
 export interface LatencyResult {

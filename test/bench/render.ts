@@ -31,6 +31,8 @@ export interface Target {
   readonly pass: boolean | undefined
 }
 
+type DrainSystem = "foreman" | "foremanRetained" | "graphileDefault" | "graphileBatched" | "pgboss"
+
 export interface Results {
   readonly generatedAt: string
   readonly quick: boolean
@@ -43,7 +45,9 @@ export interface Results {
     readonly retained: number
     readonly retainedRows: number
   }
-  readonly drain: Readonly<Partial<Record<"foreman" | "foremanRetained" | "graphileDefault" | "graphileBatched" | "pgboss", Summary>>>
+  readonly drain: Readonly<Partial<Record<DrainSystem, Summary>>>
+  /** CPU µs per job over the timed drain: this process (the system's workers) and PostgreSQL (embedded server only). */
+  readonly drainCpu: Readonly<Partial<Record<DrainSystem, { readonly process: Summary; readonly postgres: Summary | undefined }>>>
   readonly latency: Readonly<
     Partial<Record<"foreman" | "graphileDefault" | "graphileBatched" | "pgboss", { readonly p50: Summary; readonly p99: Summary }>>
   >
@@ -69,6 +73,7 @@ const systemNames: Record<string, string> = {
 
 const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–")
 const ms = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : "–")
+const us = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "–")
 const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : "–")
 
 const target = (name: string, ratio: number | undefined, measured: string, pass: (r: number) => boolean): Target =>
@@ -140,15 +145,24 @@ export const renderSection = (r: Results): string => {
     "",
     "![Benchmark chart](benchmarks.svg)"
   )
-  const drains = Object.entries(r.drain).flatMap(([key, s]) => (s === undefined ? [] : [row([systemNames[key] ?? key, ...spread(s, int)])]))
+  const cpu = (key: string) => {
+    const found = Object.entries(r.drainCpu).find(([k]) => k === key)?.[1]
+    return [us(found?.process.median ?? NaN), us(found?.postgres?.median ?? NaN)]
+  }
+  const drains = Object.entries(r.drain).flatMap(([key, s]) =>
+    s === undefined ? [] : [row([systemNames[key] ?? key, ...spread(s, int), ...cpu(key)])]
+  )
   if (drains.length > 0) {
     lines.push(
       "",
       `### Drain: ${int(c.jobs)} no-op jobs, bulk-inserted, then executed`,
       "",
-      row(["System", "jobs/s (median)", "min", "max"]),
-      row(["---", "---:", "---:", "---:"]),
-      ...drains
+      row(["System", "jobs/s (median)", "min", "max", "worker process CPU µs/job", "PostgreSQL CPU µs/job"]),
+      row(["---", "---:", "---:", "---:", "---:", "---:"]),
+      ...drains,
+      "",
+      "CPU per job is user plus system time over the timed drain, divided by the jobs (medians of the runs): the benchmark process, " +
+        "where each system's workers run, and every `postgres` process of the embedded server (– with `BENCH_DATABASE_URL`)."
     )
   }
   const latencies = Object.entries(r.latency).flatMap(([key, l]) =>

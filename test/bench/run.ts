@@ -23,7 +23,7 @@ import { appConfig } from "../../src/Config/AppConfig.ts"
 import { startEmbeddedPostgres } from "../../src/Sql/EmbeddedPostgres.ts"
 import { freePort } from "../support/freePort.ts"
 import { buildBundle } from "../support/startScript.ts"
-import { dropDatabase, enabled, type LatencyResult, newDatabase, query, settings } from "./common.ts"
+import { type DrainResult, dropDatabase, enabled, type LatencyResult, newDatabase, query, settings } from "./common.ts"
 import { batchSize, httpForemanCommand, httpForemanEnv, httpRole, type HttpRun, runHttp, taskset } from "./http.ts"
 import { renderMarkdown, renderSvg, type Results, targets } from "./render.ts"
 import { graphileSettings, runGraphile } from "./systems/graphile.ts"
@@ -46,7 +46,7 @@ type DrainSystem = "foreman" | "foremanRetained" | "graphileDefault" | "graphile
 type LatencySystem = "foreman" | "graphileDefault" | "graphileBatched" | "pgboss"
 
 const main = async (baseUrl: string) => {
-  const drains = new Map<DrainSystem, Array<number>>()
+  const drains = new Map<DrainSystem, Array<DrainResult>>()
   const latencies = new Map<LatencySystem, Array<LatencyResult>>()
   const https: Array<HttpRun> = []
   const push = <K, V>(map: Map<K, Array<V>>, key: K, value: V) => map.set(key, [...(map.get(key) ?? []), value])
@@ -69,7 +69,7 @@ const main = async (baseUrl: string) => {
     log(`--- run ${run}/${settings.runs} ---`)
     if (enabled("foreman")) {
       const r = await fresh("foreman", (url) => Effect.runPromise(runForeman(url, { ...options, retained: 0 })))
-      push(drains, "foreman", r.drain.jobsPerSecond)
+      push(drains, "foreman", r.drain)
       if (r.latency !== undefined) push(latencies, "foreman", r.latency)
       log(`foreman: drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
     }
@@ -77,24 +77,24 @@ const main = async (baseUrl: string) => {
       const r = await fresh("foreman_retained", (url) =>
         Effect.runPromise(runForeman(url, { jobs: settings.jobs, latencyJobs: 0, retained: settings.retained })))
       retainedRows = r.retainedRows
-      push(drains, "foremanRetained", r.drain.jobsPerSecond)
+      push(drains, "foremanRetained", r.drain)
       log(`foreman with ${r.retainedRows} finished jobs retained: drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s`)
     }
     if (enabled("graphile")) {
       const r = await fresh("graphile", (url) => runGraphile(url, "default", options))
-      push(drains, "graphileDefault", r.drain.jobsPerSecond)
+      push(drains, "graphileDefault", r.drain)
       if (r.latency !== undefined) push(latencies, "graphileDefault", r.latency)
       log(`graphile-worker (defaults): drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
     }
     if (enabled("graphile-batched")) {
       const r = await fresh("graphile_batched", (url) => runGraphile(url, "batched", options))
-      push(drains, "graphileBatched", r.drain.jobsPerSecond)
+      push(drains, "graphileBatched", r.drain)
       if (r.latency !== undefined) push(latencies, "graphileBatched", r.latency)
       log(`graphile-worker (batched): drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
     }
     if (enabled("pgboss")) {
       const r = await fresh("pgboss", (url) => runPgBoss(url, options))
-      push(drains, "pgboss", r.drain.jobsPerSecond)
+      push(drains, "pgboss", r.drain)
       if (r.latency !== undefined) push(latencies, "pgboss", r.latency)
       log(`pg-boss: drain ${r.drain.jobsPerSecond.toFixed(0)} jobs/s, latency p50 ${r.latency?.p50.toFixed(2)} ms p99 ${r.latency?.p99.toFixed(2)} ms`)
     }
@@ -114,7 +114,14 @@ const main = async (baseUrl: string) => {
   const [pg] = await query<{ readonly v: string }>(baseUrl, "SELECT current_setting('server_version') AS v")
   const config = await Effect.runPromise(appConfig)
   const cpus = os.cpus()
-  const drainSummary = Object.fromEntries([...drains].map(([k, v]) => [k, summary(v)]))
+  const drainSummary = Object.fromEntries([...drains].map(([k, v]) => [k, summary(v.map((d) => d.jobsPerSecond))]))
+  const drainCpu = Object.fromEntries([...drains].map(([k, v]) => {
+    const postgres = v.flatMap((d) => d.cpuMicrosPerJob.postgres === undefined ? [] : [d.cpuMicrosPerJob.postgres])
+    return [k, {
+      process: summary(v.map((d) => d.cpuMicrosPerJob.process)),
+      postgres: postgres.length === v.length ? summary(postgres) : undefined
+    }]
+  }))
   const latencySummary = Object.fromEntries(
     [...latencies].map(([k, v]) => [k, { p50: summary(v.map((x) => x.p50)), p99: summary(v.map((x) => x.p99)) }])
   )
@@ -170,6 +177,7 @@ const main = async (baseUrl: string) => {
       }
     },
     drain: drainSummary,
+    drainCpu,
     latency: latencySummary,
     http: https.length === 0 ? undefined : {
       foreman: httpSide("foreman"),

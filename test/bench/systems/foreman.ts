@@ -16,7 +16,7 @@ import { Projects } from "../../../src/Projects/Projects.ts"
 import { Queues } from "../../../src/Queues/Queues.ts"
 import { makeApp } from "../../../src/Server.ts"
 import { testJwtKeys, testPepper } from "../../support/identity.ts"
-import { awaitDrain, type DrainResult, latencyLoop, type LatencyResult } from "../common.ts"
+import { awaitDrain, type DrainResult, startDrain, latencyLoop, type LatencyResult } from "../common.ts"
 import { probe } from "../probe.ts"
 
 const probeModule = path.join(path.dirname(fileURLToPath(import.meta.url)), "../probe.ts")
@@ -111,7 +111,7 @@ export const runForeman = (url: string, options: ForemanOptions) =>
       ).pipe(Effect.provideService(CurrentPrincipal, producer))
     }
     probe.reset()
-    const start = performance.now()
+    const clock = startDrain()
     yield* queues.update(projectId, queue, { paused: false })
     const settled = () =>
       Effect.runPromise(
@@ -123,7 +123,7 @@ export const runForeman = (url: string, options: ForemanOptions) =>
         )
       )
     yield* Effect.promise(() => awaitDrain(options.jobs, settled))
-    const seconds = (performance.now() - start) / 1000
+    const drain = clock.stop(options.jobs)
 
     const latency = options.latencyJobs === 0 ? undefined : yield* Effect.promise(() =>
       latencyLoop(url, options.latencyJobs, (i) =>
@@ -135,7 +135,7 @@ export const runForeman = (url: string, options: ForemanOptions) =>
         ))
     )
     return {
-      drain: { jobsPerSecond: options.jobs / seconds, seconds },
+      drain,
       latency,
       retainedRows: retainedRow?.n ?? 0
     } satisfies ForemanResult

@@ -3,7 +3,7 @@
  * settings its performance guide documents (https://worker.graphile.org/docs/performance#batching).
  */
 import { Logger, makeWorkerUtils, run, type RunnerOptions } from "graphile-worker"
-import { awaitDrain, type DrainResult, latencyLoop, type LatencyResult, query } from "../common.ts"
+import { awaitDrain, type DrainResult, startDrain, latencyLoop, type LatencyResult, query } from "../common.ts"
 import { hit, probe } from "../probe.ts"
 
 export type GraphileMode = "default" | "batched"
@@ -42,7 +42,7 @@ export const runGraphile = async (
       await utils.addJobs(Array.from({ length: size }, () => ({ identifier: "bench_noop", payload: {} })))
     }
     probe.reset()
-    const start = performance.now()
+    const clock = startDrain()
     const runner = await run({
       connectionString: url,
       noHandleSignals: true,
@@ -63,11 +63,11 @@ export const runGraphile = async (
         )
         return row?.busy === false
       })
-      const seconds = (performance.now() - start) / 1000
+      const drain = clock.stop(options.jobs)
       const latency = options.latencyJobs === 0
         ? undefined
         : await latencyLoop(url, options.latencyJobs, (i) => utils.addJob("bench_noop", { i }))
-      return { drain: { jobsPerSecond: options.jobs / seconds, seconds }, latency }
+      return { drain, latency }
     } finally {
       await runner.stop()
     }

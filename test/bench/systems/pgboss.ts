@@ -7,7 +7,7 @@
  * no-op once per job and the batch completes together.
  */
 import { PgBoss, type ConstructorOptions, type WorkOptions } from "pg-boss"
-import { awaitDrain, type DrainResult, latencyLoop, type LatencyResult, query } from "../common.ts"
+import { awaitDrain, type DrainResult, startDrain, latencyLoop, type LatencyResult, query } from "../common.ts"
 import { hit, probe } from "../probe.ts"
 
 export const pgbossSettings = {
@@ -37,7 +37,7 @@ export const runPgBoss = async (
       await boss.insert(queueName, Array.from({ length: size }, () => ({ data: {} })))
     }
     probe.reset()
-    const start = performance.now()
+    const clock = startDrain()
     await boss.work<unknown>(queueName, pgbossSettings.work, async (jobs) => {
       for (const job of jobs) hit(job.data)
     })
@@ -49,11 +49,11 @@ export const runPgBoss = async (
       )
       return row?.busy === false
     })
-    const seconds = (performance.now() - start) / 1000
+    const drain = clock.stop(options.jobs)
     const latency = options.latencyJobs === 0
       ? undefined
       : await latencyLoop(url, options.latencyJobs, (i) => boss.send(queueName, { i }))
-    return { drain: { jobsPerSecond: options.jobs / seconds, seconds }, latency }
+    return { drain, latency }
   } finally {
     await boss.stop({ graceful: true, timeout: 5000 })
   }
