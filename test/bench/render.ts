@@ -31,7 +31,7 @@ export interface Target {
   readonly pass: boolean | undefined
 }
 
-type DrainSystem = "foreman" | "foremanRetained" | "graphileDefault" | "graphileBatched" | "pgboss"
+export type DrainSystem = "foreman" | "foremanRetained" | "graphileDefault" | "graphileBatched" | "pgboss"
 
 export interface Results {
   readonly generatedAt: string
@@ -145,8 +145,9 @@ export const renderSection = (r: Results): string => {
     "",
     "![Benchmark chart](benchmarks.svg)"
   )
+  const cpuBy = new Map(Object.entries(r.drainCpu))
   const cpu = (key: string) => {
-    const found = Object.entries(r.drainCpu).find(([k]) => k === key)?.[1]
+    const found = cpuBy.get(key)
     return [us(found?.process.median ?? NaN), us(found?.postgres?.median ?? NaN)]
   }
   const drains = Object.entries(r.drain).flatMap(([key, s]) =>

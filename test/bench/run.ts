@@ -25,7 +25,7 @@ import { freePort } from "../support/freePort.ts"
 import { buildBundle } from "../support/startScript.ts"
 import { type DrainResult, dropDatabase, enabled, type LatencyResult, newDatabase, query, settings } from "./common.ts"
 import { batchSize, httpForemanCommand, httpForemanEnv, httpRole, type HttpRun, runHttp, taskset } from "./http.ts"
-import { renderMarkdown, renderSvg, type Results, targets } from "./render.ts"
+import { type DrainSystem, renderMarkdown, renderSvg, type Results, targets } from "./render.ts"
 import { graphileSettings, runGraphile } from "./systems/graphile.ts"
 import { foremanConfig, runForeman } from "./systems/foreman.ts"
 import { pgbossSettings, runPgBoss } from "./systems/pgboss.ts"
@@ -42,7 +42,6 @@ const version = async (pkg: string) => {
   return typeof v === "string" ? v : "unknown"
 }
 
-type DrainSystem = "foreman" | "foremanRetained" | "graphileDefault" | "graphileBatched" | "pgboss"
 type LatencySystem = "foreman" | "graphileDefault" | "graphileBatched" | "pgboss"
 
 const main = async (baseUrl: string) => {
